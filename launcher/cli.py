@@ -1,0 +1,135 @@
+"""The ``opea-chat`` command line, and the one place that maps errors to exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import traceback
+from collections.abc import Sequence
+from typing import Any
+
+from launcher import __version__
+from launcher.errors import Interrupted, OpeaChatError
+from launcher.paths import resolve_paths
+from launcher.progress import Progress
+from launcher.settings import RUNTIMES, load_settings
+
+
+def _launch_flags(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "runtime": args.runtime,
+        "model": args.model,
+        "open_browser": False if args.no_browser else None,
+        "llm_port": args.llm_port,
+        "megaservice_port": args.megaservice_port,
+        "app_port": args.app_port,
+        "llm_threads": args.llm_threads,
+        "context_size": args.context_size,
+    }
+
+
+def cmd_launch(args: argparse.Namespace) -> int:
+    from launcher.launch import launch
+
+    paths = resolve_paths()
+    settings = load_settings(paths, flags=_launch_flags(args))
+    return launch(settings, paths, Progress())
+
+
+def cmd_models_list(args: argparse.Namespace) -> int:
+    from models.catalogue import CATALOGUE
+    from models.store import list_models
+
+    paths = resolve_paths()
+    local = list_models(paths.models_dir)
+    pulled = {m.name for m in local}
+    rows: list[dict[str, Any]] = [
+        {"name": m.name, "path": str(m.path), "size_bytes": m.size_bytes, "pulled": True}
+        for m in local
+    ] + [
+        {"name": e.name, "path": None, "size_bytes": e.size_bytes, "pulled": False}
+        for e in CATALOGUE.values() if e.name not in pulled
+    ]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for row in rows:
+        where = row["path"] or f"not pulled: opea-chat models pull {row['name']}"
+        print(f"{row['name']:<20} {row['size_bytes'] / 1e6:>8.0f} MB  {where}")
+    return 0
+
+
+def cmd_models_pull(args: argparse.Namespace) -> int:
+    from models.store import pull_model
+
+    paths = resolve_paths()
+    pull_model(args.name, paths.models_dir, show_progress=sys.stdout.isatty())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="opea-chat",
+        description="Chat with a local LLM through an OPEA ChatQnA stack on this machine.",
+    )
+    parser.add_argument("--version", action="version", version=f"opea-chat {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    launch = commands.add_parser(
+        "launch", help="start the OPEA services and the chat app, open it in the browser",
+        description="Start the LLM server, the OPEA megaservice and the chat app; stop them "
+                    "all on Ctrl+C. Flags override OPEA_CHAT_* variables and config.toml.")
+    launch.add_argument("--runtime", choices=RUNTIMES, help="where services run (default auto)")
+    launch.add_argument("--model", metavar="NAME|PATH",
+                        help="a model from `opea-chat models list`, or a .gguf file")
+    launch.add_argument("--no-browser", action="store_true", help="do not open a browser")
+    for name in ("llm", "megaservice", "app"):
+        launch.add_argument(f"--{name}-port", type=int, metavar="PORT",
+                            help=f"port of the {name} service on 127.0.0.1")
+    launch.add_argument("--llm-threads", type=int, metavar="N",
+                        help="CPU threads for the LLM (0: all cores)")
+    launch.add_argument("--context-size", type=int, metavar="TOKENS",
+                        help="the model's context window")
+    launch.set_defaults(func=cmd_launch)
+
+    models = commands.add_parser("models", help="list and pull models")
+    model_commands = models.add_subparsers(dest="models_command", metavar="ACTION", required=True)
+    listing = model_commands.add_parser("list", help="models on disk and in the catalogue")
+    listing.add_argument("--json", action="store_true", help="print JSON")
+    listing.set_defaults(func=cmd_models_list)
+    pull = model_commands.add_parser("pull", help="download a catalogue model")
+    pull.add_argument("name", help="catalogue name, e.g. smollm2-135m")
+    pull.set_defaults(func=cmd_models_pull)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except Interrupted as stop:
+        print(f"Interrupted: {stop.message}; everything started was stopped.", file=sys.stderr)
+        return stop.exit_code
+    except KeyboardInterrupt:
+        print("Interrupted.", file=sys.stderr)
+        return 130
+    except OpeaChatError as error:
+        if args.debug:
+            traceback.print_exc()
+        print(f"Error: {error.one_line()}", file=sys.stderr)
+        if error.details:
+            print(f"--- last lines ---\n{error.details}", file=sys.stderr)
+        return error.exit_code
+    except Exception as bug:  # last resort: a bug, not a user error
+        if args.debug:
+            traceback.print_exc()
+        print(f"Error: internal error ({type(bug).__name__}: {bug}); "
+              "run again with --debug for the traceback and report it", file=sys.stderr)
+        return 1
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

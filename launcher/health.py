@@ -1,0 +1,63 @@
+"""Waiting for a service to become healthy.
+
+The wait owns the timeout and fails fast: when the service's process ends while starting,
+the error comes at once with the last lines of its log, not after the timeout.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import httpx
+
+from launcher.errors import Interrupted, ServiceExitedError, StartTimeoutError
+from launcher.plan import PlannedService
+from launcher.runtime import Runtime
+
+POLL_INTERVAL = 0.1
+LOG_LINES = 30
+
+
+def probe(http: httpx.Client, url: str) -> bool:
+    try:
+        return http.get(url).is_success
+    except httpx.TransportError:
+        return False
+
+
+def wait_healthy(
+    service: PlannedService,
+    runtime: Runtime,
+    stop_requested: Callable[[], bool],
+    on_tick: Callable[[float], None] = lambda elapsed: None,
+) -> float:
+    """Block until ``service`` answers its health URL; return the seconds it took."""
+    start = time.monotonic()
+    deadline = start + service.start_timeout
+    with httpx.Client(timeout=2.0, trust_env=False) as http:
+        while True:
+            if stop_requested():
+                raise Interrupted(f"stopped while waiting for the {service.name} service")
+            status = runtime.exit_status(service.name)
+            if status is not None:
+                raise ServiceExitedError(
+                    service.name,
+                    f"the {service.name} service {status} while starting",
+                    hint=f"see {runtime.log_location(service.name)}",
+                    details=runtime.log_tail(service.name, LOG_LINES),
+                )
+            if probe(http, service.health_url):
+                return time.monotonic() - start
+            now = time.monotonic()
+            if now >= deadline:
+                raise StartTimeoutError(
+                    service.name,
+                    f"the {service.name} service was not healthy at {service.health_url} "
+                    f"after {service.start_timeout:g} s",
+                    hint=f"raise {service.spec.timeout_setting}, or see "
+                         f"{runtime.log_location(service.name)}",
+                    details=runtime.log_tail(service.name, LOG_LINES),
+                )
+            on_tick(now - start)
+            time.sleep(POLL_INTERVAL)

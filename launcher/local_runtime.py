@@ -1,0 +1,111 @@
+"""The local runtime: the OPEA stack as child processes of the launcher, no Docker needed.
+
+- LLM: llama-cpp-python's OpenAI-compatible server with the GGUF model;
+- megaservice: ``opea.megaservice`` (OPEA's orchestrator from opea-comps);
+- app: the Streamlit chat page.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import app
+from launcher.plan import PlannedService, StackPlan
+from launcher.ports import HOST
+from launcher.processes import (
+    ChildProcess,
+    describe_exit,
+    log_tail,
+    start_child,
+    stop_child,
+)
+from launcher.settings import Settings
+from opea.stack import Role
+
+APP_SCRIPT = Path(app.__file__).parent / "main.py"
+MEGASERVICE_URL_VARIABLE = "OPEA_CHAT_MEGASERVICE_URL"
+
+
+def child_environment(base: dict[str, str] | None = None) -> dict[str, str]:
+    env = dict(os.environ if base is None else base)
+    # Loopback traffic must never go through a proxy (OPEA's aiohttp calls trust the env).
+    loopback = "127.0.0.1,localhost"
+    for name in ("no_proxy", "NO_PROXY"):
+        env[name] = f"{env[name]},{loopback}" if env.get(name) else loopback
+    # OPEA turns on OTLP export when this is set, and logs tracebacks when nothing listens.
+    env.pop("TELEMETRY_ENDPOINT", None)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def service_command(service: PlannedService, plan: StackPlan, settings: Settings) -> list[str]:
+    role = service.spec.role
+    port = str(service.port)
+    if role is Role.LLM:
+        command = [
+            sys.executable, "-m", "llama_cpp.server",
+            "--model", str(plan.model.path),
+            "--model_alias", plan.model.name,
+            "--host", HOST, "--port", port,
+            "--n_ctx", str(settings.context_size),
+        ]
+        if settings.llm_threads:
+            command += ["--n_threads", str(settings.llm_threads)]
+        return command
+    if role is Role.MEGASERVICE:
+        return [
+            sys.executable, "-m", "opea.megaservice",
+            "--host", HOST, "--port", port,
+            "--llm-url", plan.service("llm").url,
+            "--model", plan.model.name,
+        ]
+    if role is Role.UI:
+        return [
+            sys.executable, "-m", "streamlit", "run", str(APP_SCRIPT),
+            "--server.address", HOST, "--server.port", port,
+            "--server.headless", "true",
+            "--server.fileWatcherType", "none",
+            "--browser.gatherUsageStats", "false",
+            "--global.developmentMode", "false",
+        ]
+    raise ValueError(f"the local runtime cannot run a {role} service")
+
+
+class LocalRuntime:
+    name = "local"
+
+    def __init__(self, settings: Settings, log_dir: Path):
+        self.settings = settings
+        self.log_dir = log_dir
+        self._children: dict[str, ChildProcess] = {}
+
+    def start(self, service: PlannedService, plan: StackPlan) -> None:
+        env = child_environment()
+        if service.spec.role is Role.UI:
+            env[MEGASERVICE_URL_VARIABLE] = plan.service("megaservice").url
+        self._children[service.name] = start_child(
+            service.name,
+            service_command(service, plan, self.settings),
+            self.log_dir / f"{service.name}.log",
+            env,
+        )
+
+    def exit_status(self, service: str) -> str | None:
+        code = self._children[service].exit_code()
+        return None if code is None else describe_exit(code)
+
+    def log_tail(self, service: str, lines: int = 50) -> str:
+        return log_tail(self._children[service].log_path, lines)
+
+    def log_location(self, service: str) -> str:
+        return str(self.log_dir / f"{service}.log")
+
+    def records(self) -> list[dict[str, Any]]:
+        return [child.record() for child in self._children.values()]
+
+    def stop_all(self) -> None:
+        for name in reversed(list(self._children)):
+            stop_child(self._children[name])

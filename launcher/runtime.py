@@ -1,0 +1,31 @@
+"""The interface every runtime (local processes, docker containers) implements.
+
+The launch sequence in ``launcher.launch`` talks only to this: start a planned service,
+ask whether it is still running, read its log, and stop everything it started.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from launcher.plan import PlannedService, StackPlan
+
+
+class Runtime(Protocol):
+    name: str
+
+    def start(self, service: PlannedService, plan: StackPlan) -> None:
+        """Start one service; return at once (readiness is waited for separately)."""
+
+    def exit_status(self, service: str) -> str | None:
+        """None while the service runs, else how it ended ("exited with code 1")."""
+
+    def log_tail(self, service: str, lines: int = 50) -> str: ...
+
+    def log_location(self, service: str) -> str: ...
+
+    def records(self) -> list[dict[str, Any]]:
+        """What was started, for the session file (PIDs or container ids)."""
+
+    def stop_all(self) -> None:
+        """Stop everything this runtime started, newest first. Safe to call twice."""

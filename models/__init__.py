@@ -1,0 +1,1 @@
+"""Models: the catalogue of known models, where their files live, and GGUF checks."""

@@ -1,0 +1,186 @@
+"""The chat megaservice: OPEA's ServiceOrchestrator with one LLM node, on ChatQnA's API.
+
+ChatQnA's own chatqna.py cannot run with only an LLM (its input alignment expects a
+retriever's output), so this module defines the chat graph: ``/v1/chatqna`` takes a
+ChatCompletionRequest and answers in ChatQnA's wire format. Unlike the stock service it
+passes the conversation to the LLM as OpenAI messages (so the model's chat template sees
+roles), reports LLM failures as HTTP 502 instead of a bare 500, and answers malformed
+requests with 400.
+
+Run: ``python -m opea.megaservice --port 8888 --llm-url http://127.0.0.1:9009 --model NAME``.
+The defaults come from ChatQnA's variables (MEGA_SERVICE_PORT, LLM_SERVER_HOST_IP,
+LLM_SERVER_PORT, LLM_MODEL), so the same module runs in a container.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from collections.abc import Iterable, Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+import requests
+from comps import MicroService, ServiceOrchestrator, ServiceRoleType, ServiceType
+from comps.cores.proto.api_protocol import (
+    ChatCompletionRequest,
+    ChatCompletionResponse,
+    ChatCompletionResponseChoice,
+    ChatMessage,
+    UsageInfo,
+)
+from comps.cores.proto.docarray import LLMParams
+from fastapi import HTTPException, Request
+from fastapi.responses import StreamingResponse
+from pydantic import ValidationError
+
+from opea.stack import CHATQNA_PATH
+from opea.wire import openai_stream_to_chatqna
+
+log = logging.getLogger("opea_chat.megaservice")
+ROLES = ("system", "user", "assistant")
+
+
+def to_openai_messages(messages: str | list[dict[str, Any]]) -> list[dict[str, str]]:
+    """ChatCompletionRequest.messages as a clean OpenAI message list, or HTTP 400."""
+    if isinstance(messages, str):
+        messages = [{"role": "user", "content": messages}]
+    result = []
+    for message in messages:
+        role, content = message.get("role"), message.get("content")
+        if role not in ROLES:
+            raise HTTPException(400, f"unknown message role {role!r}; use one of {ROLES}")
+        if isinstance(content, list):  # OpenAI content parts: keep the text ones
+            content = "\n".join(part.get("text", "") for part in content
+                                if isinstance(part, dict) and part.get("type") == "text")
+        if not isinstance(content, str):
+            raise HTTPException(400, f"a {role} message needs text content")
+        result.append({"role": role, "content": content})
+    if not result or result[-1]["role"] != "user" or not result[-1]["content"].strip():
+        raise HTTPException(400, "the last message must be a non-empty user message")
+    return result
+
+
+class ChatOrchestrator(ServiceOrchestrator):  # type: ignore[misc]
+    """A one-node graph (the LLM) with ChatQnA's input and output alignment for chat."""
+
+    def __init__(self, model_name: str):
+        super().__init__()
+        self.model_name = model_name
+
+    def align_inputs(self, inputs: dict[str, Any], cur_node: str, runtime_graph: Any,
+                     llm_parameters_dict: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        if self.services[cur_node].service_type != ServiceType.LLM:
+            return inputs
+        return {
+            "model": self.model_name,
+            "messages": inputs["messages"],
+            "max_tokens": llm_parameters_dict["max_tokens"],
+            "temperature": llm_parameters_dict["temperature"],
+            "top_p": llm_parameters_dict["top_p"],
+            "frequency_penalty": llm_parameters_dict["frequency_penalty"],
+            "presence_penalty": llm_parameters_dict["presence_penalty"],
+            "stream": llm_parameters_dict["stream"],
+        }
+
+    def align_outputs(self, data: Any, cur_node: str, inputs: dict[str, Any], runtime_graph: Any,
+                      llm_parameters_dict: dict[str, Any], **kwargs: Any) -> Any:
+        if self.services[cur_node].service_type != ServiceType.LLM:
+            return data
+        try:
+            text = data["choices"][0]["message"]["content"]
+        except (KeyError, IndexError, TypeError) as exc:
+            raise HTTPException(502, f"the LLM server answered with an error: {data}") from exc
+        return {"text": text or "", "usage": data.get("usage") or {}}
+
+    def align_generator(self, gen: Iterable[bytes], **kwargs: Any) -> Iterator[str]:
+        return openai_stream_to_chatqna(gen)
+
+
+class ChatMegaservice:
+    def __init__(self, host: str, port: int, llm_url: str, model_name: str):
+        self.host = host
+        self.port = port
+        self.llm_url = llm_url
+        self.orchestrator = ChatOrchestrator(model_name)
+        llm = urlsplit(llm_url)
+        self.orchestrator.add(
+            MicroService(
+                name="llm",
+                host=llm.hostname,
+                port=llm.port or 80,
+                endpoint="/v1/chat/completions",
+                use_remote_service=True,
+                service_type=ServiceType.LLM,
+            )
+        )
+
+    async def handle_chat(self, request: Request) -> Any:
+        try:
+            data = await request.json()
+            chat = ChatCompletionRequest.model_validate(data)
+        except ValueError as exc:  # JSONDecodeError and pydantic's ValidationError
+            detail = exc.errors() if isinstance(exc, ValidationError) else "body is not JSON"
+            raise HTTPException(400, detail=detail) from exc
+        messages = to_openai_messages(chat.messages)
+        params = LLMParams(
+            max_tokens=chat.max_tokens or 1024,
+            top_k=chat.top_k or 10,
+            top_p=chat.top_p if chat.top_p is not None else 0.95,
+            temperature=chat.temperature if chat.temperature is not None else 0.01,
+            frequency_penalty=chat.frequency_penalty or 0.0,
+            presence_penalty=chat.presence_penalty or 0.0,
+            repetition_penalty=chat.repetition_penalty or 1.03,
+            stream=bool(data.get("stream", True)),
+        )
+        try:
+            results, graph = await self.orchestrator.schedule(
+                initial_inputs={"messages": messages}, llm_parameters=params
+            )
+        except (aiohttp.ClientError, requests.ConnectionError) as exc:
+            raise HTTPException(502, f"cannot reach the LLM server at {self.llm_url}") from exc
+        for response in results.values():
+            if isinstance(response, StreamingResponse):
+                return response
+        answer = results[graph.all_leaves()[-1]]
+        usage = answer.get("usage") or {}
+        return ChatCompletionResponse(
+            model="chatqna",
+            choices=[ChatCompletionResponseChoice(
+                index=0, message=ChatMessage(role="assistant", content=answer["text"]),
+                finish_reason="stop")],
+            usage=UsageInfo(**{k: v for k, v in usage.items() if k in UsageInfo.model_fields}),
+        )
+
+    def serve(self) -> None:
+        service = MicroService(
+            "opea-chat megaservice",
+            service_role=ServiceRoleType.MEGASERVICE,
+            host=self.host,
+            port=self.port,
+            endpoint=CHATQNA_PATH,
+            input_datatype=ChatCompletionRequest,
+            output_datatype=ChatCompletionResponse,
+        )
+        service.add_route(CHATQNA_PATH, self.handle_chat, methods=["POST"])
+        service.start()
+
+
+def main(argv: list[str] | None = None) -> None:
+    env = os.environ
+    default_llm = (f"http://{env.get('LLM_SERVER_HOST_IP', '127.0.0.1')}:"
+                   f"{env.get('LLM_SERVER_PORT', '9009')}")
+    parser = argparse.ArgumentParser(prog="python -m opea.megaservice")
+    parser.add_argument("--host", default=env.get("MEGA_SERVICE_HOST", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(env.get("MEGA_SERVICE_PORT", "8888")))
+    parser.add_argument("--llm-url", default=default_llm)
+    parser.add_argument("--model", default=env.get("LLM_MODEL", "local-model"))
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    ChatMegaservice(args.host, args.port, args.llm_url, args.model).serve()
+
+
+if __name__ == "__main__":
+    main()

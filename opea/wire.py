@@ -1,0 +1,105 @@
+"""ChatQnA's streaming wire format, both ways.
+
+The megaservice streams ``text/event-stream`` with one event per token whose payload is
+Python's ``repr`` of the token's UTF-8 bytes::
+
+    data: b'Hello'
+    data: b' \\xe2\\x80\\x94'
+    data: [DONE]
+
+Decoding uses ``ast.literal_eval`` (never ``eval``) and an incremental UTF-8 decoder, since
+a multi-byte character can be split across two events.
+"""
+
+from __future__ import annotations
+
+import ast
+import codecs
+import json
+import logging
+from collections.abc import Iterable, Iterator
+
+DONE = "[DONE]"
+_log = logging.getLogger(__name__)
+
+
+def encode_token(text: str) -> str:
+    """One ChatQnA event for a piece of text."""
+    return f"data: {text.encode('utf-8')!r}\n\n"
+
+
+def done_event() -> str:
+    return f"data: {DONE}\n\n"
+
+
+def _payload_bytes(payload: str) -> bytes:
+    """The bytes an event carries; tolerant of the non-repr forms other OPEA paths emit."""
+    if payload[:2] in ("b'", 'b"'):
+        try:
+            value = ast.literal_eval(payload)
+        except (ValueError, SyntaxError):
+            # OPEA's orchestrator also emits "data: b'" + text + "'" without escaping.
+            return payload[2:-1].encode("utf-8")
+        if isinstance(value, bytes):
+            return value
+    return payload.encode("utf-8")
+
+
+class StreamDecoder:
+    """Turns the lines of a ChatQnA stream into text, one line at a time."""
+
+    def __init__(self) -> None:
+        self._utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self.done = False
+
+    def feed_line(self, line: str) -> str:
+        line = line.rstrip("\r\n")
+        if not line.startswith("data:") or self.done:
+            return ""  # blank separators, comments (":"), other SSE fields
+        payload = line[5:].removeprefix(" ")
+        if payload.strip() == DONE:
+            self.done = True
+            return self._utf8.decode(b"", final=True)
+        return self._utf8.decode(_payload_bytes(payload))
+
+    def finish(self) -> str:
+        return self._utf8.decode(b"", final=True)
+
+
+def _sse_events(chunks: Iterable[bytes]) -> Iterator[str]:
+    """Whole SSE events from arbitrary byte chunks (TCP may merge or split events)."""
+    buffer = b""
+    for chunk in chunks:
+        buffer += chunk.replace(b"\r\n", b"\n")
+        while b"\n\n" in buffer:
+            event, buffer = buffer.split(b"\n\n", 1)
+            yield event.decode("utf-8", errors="replace")
+    if buffer.strip():
+        yield buffer.decode("utf-8", errors="replace")
+
+
+def openai_stream_to_chatqna(chunks: Iterable[bytes]) -> Iterator[str]:
+    """Re-frame an OpenAI chat-completions stream as ChatQnA events.
+
+    A body that is not a stream (an error JSON from the LLM server) yields no token and is
+    logged: the client then reports an empty answer instead of showing JSON as the answer.
+    """
+    for event in _sse_events(chunks):
+        data = "\n".join(
+            line[5:].strip() for line in event.split("\n") if line.startswith("data:")
+        )
+        if not data:
+            if event.strip() and not event.lstrip().startswith(":"):
+                _log.error("LLM server answered instead of streaming: %s", event[:500])
+            continue
+        if data == DONE:
+            break
+        try:
+            message = json.loads(data)
+            content = message["choices"][0]["delta"].get("content")
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+            _log.error("unexpected event from the LLM server: %s", data[:500])
+            continue
+        if content:
+            yield encode_token(content)
+    yield done_event()
