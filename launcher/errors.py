@@ -27,6 +27,9 @@ class OpeaChatError(Exception):
     def one_line(self) -> str:
         return f"{self.message}; {self.hint}" if self.hint else self.message
 
+    def __str__(self) -> str:
+        return self.one_line()
+
 
 # Settings and input -------------------------------------------------------------------
 

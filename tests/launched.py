@@ -1,0 +1,120 @@
+"""`opea-chat launch` as a user runs it: a real process whose output is read line by line.
+
+Clean-up ends the launcher and then, by the PIDs it recorded in its session file, anything
+it left; so a failing test leaves no process behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from launcher.session_file import read_session
+
+
+class Launched:
+    def __init__(self, args: list[str], home: Path, env: dict[str, str] | None = None):
+        self.home = home
+        environment = {**os.environ, "OPEA_CHAT_HOME": str(home), **(env or {})}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "launcher", "launch", *args],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=environment,
+            start_new_session=True,
+        )
+        self.lines: list[str] = []
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+        self.recorded: list[dict[str, Any]] = []
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self._queue.put(line.rstrip("\n"))
+        self._queue.put(None)
+
+    def expect(self, pattern: str, timeout: float = 180) -> re.Match[str]:
+        """Wait for an output line matching ``pattern``; fail with the output so far."""
+        deadline = time.monotonic() + timeout
+        for line in self.lines:
+            if match := re.search(pattern, line):
+                return match
+        while True:
+            try:
+                line = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(f"no line matching {pattern!r}:\n{self.output}") from None
+            if line is None:
+                raise AssertionError(f"launcher ended without {pattern!r}:\n{self.output}")
+            self.lines.append(line)
+            if match := re.search(pattern, line):
+                return match
+
+    @property
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+    def session(self) -> dict[str, Any]:
+        record = read_session(self.home / "state" / "session.json")
+        assert record is not None, "no session file"
+        self.recorded = record["services"]
+        return record
+
+    def signal(self, sig: signal.Signals) -> None:
+        self.process.send_signal(sig)
+
+    def wait(self, timeout: float = 60) -> int:
+        code = self.process.wait(timeout)
+        with contextlib.suppress(queue.Empty):
+            while (line := self._queue.get(timeout=2)) is not None:
+                self.lines.append(line)
+        return code
+
+    def recorded_alive(self) -> list[int]:
+        alive = []
+        for record in self.recorded:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process = psutil.Process(record["pid"])
+                if abs(process.create_time() - record["create_time"]) < 1 and \
+                        process.status() != psutil.STATUS_ZOMBIE:
+                    alive.append(record["pid"])
+        return alive
+
+    def survivors(self) -> list[int]:
+        """PIDs of live processes started for this launch: they alone carry its
+        OPEA_CHAT_HOME (a fresh temporary folder) in their environment."""
+        found = []
+        for process in psutil.process_iter():
+            with contextlib.suppress(psutil.Error):
+                if process.pid != os.getpid() and \
+                        process.environ().get("OPEA_CHAT_HOME") == str(self.home) and \
+                        process.status() != psutil.STATUS_ZOMBIE:
+                    found.append(process.pid)
+        return found
+
+    def cleanup(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+        with contextlib.suppress(AssertionError):
+            self.session()
+        for pid in self.recorded_alive():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+        for pid in self.survivors():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)

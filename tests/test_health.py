@@ -1,0 +1,139 @@
+"""Waiting for health against real processes: fail fast on exit, time out with the log,
+stop on request. The runtime here runs plain commands through the same process code the
+local runtime uses."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from launcher.errors import Interrupted, ServiceExitedError, StartTimeoutError
+from launcher.health import wait_healthy
+from launcher.plan import PlannedService, StackPlan
+from launcher.ports import pick_free_port
+from launcher.processes import ChildProcess, describe_exit, log_tail, start_child, stop_child
+from opea.stack import Role, ServiceSpec
+
+
+class CommandRuntime:
+    """Runs one command per service name, with the local runtime's process handling."""
+
+    name = "test"
+
+    def __init__(self, commands: dict[str, list[str]], log_dir: Path):
+        self.commands = commands
+        self.log_dir = log_dir
+        self.children: dict[str, ChildProcess] = {}
+
+    def start(self, service: PlannedService, plan: StackPlan | None = None) -> None:
+        self.children[service.name] = start_child(
+            service.name, self.commands[service.name], self.log_dir / f"{service.name}.log",
+            {"PATH": "/usr/bin:/bin"})
+
+    def exit_status(self, service: str) -> str | None:
+        code = self.children[service].exit_code()
+        return None if code is None else describe_exit(code)
+
+    def log_tail(self, service: str, lines: int = 50) -> str:
+        return log_tail(self.children[service].log_path, lines)
+
+    def log_location(self, service: str) -> str:
+        return str(self.children[service].log_path)
+
+    def records(self) -> list[dict[str, Any]]:
+        return [child.record() for child in self.children.values()]
+
+    def stop_all(self) -> None:
+        for child in reversed(list(self.children.values())):
+            stop_child(child)
+
+
+def planned(name: str, timeout: float, port: int | None = None) -> PlannedService:
+    spec = ServiceSpec(name=name, role=Role.MEGASERVICE, description=name, health_path="/",
+                       port_setting="megaservice_port", timeout_setting="megaservice_start_timeout")
+    return PlannedService(spec=spec, port=port or pick_free_port(), start_timeout=timeout)
+
+
+@pytest.fixture
+def runtime(tmp_path: Path) -> Any:
+    runtimes: list[CommandRuntime] = []
+
+    def make(commands: dict[str, list[str]]) -> CommandRuntime:
+        runtimes.append(CommandRuntime(commands, tmp_path))
+        return runtimes[-1]
+
+    yield make
+    for made in runtimes:
+        made.stop_all()
+
+
+def py(code: str) -> list[str]:
+    return [sys.executable, "-c", code]
+
+
+def test_a_service_that_exits_while_starting_fails_at_once_with_its_log(runtime: Any) -> None:
+    service = planned("megaservice", timeout=600)
+    crashing = runtime({"megaservice": py("print('binding port: address in use'); exit(3)")})
+    crashing.start(service)
+    with pytest.raises(ServiceExitedError) as caught:
+        wait_healthy(service, crashing, stop_requested=lambda: False)
+    assert caught.value.message == "the megaservice service exited with code 3 while starting"
+    assert "binding port: address in use" in (caught.value.details or "")
+    assert "megaservice.log" in (caught.value.hint or "")
+
+
+def test_a_service_that_never_answers_times_out_with_its_log(runtime: Any) -> None:
+    service = planned("megaservice", timeout=0.5)
+    silent = runtime({"megaservice": py("print('still loading', flush=True)\n"
+                                        "import time; time.sleep(60)")})
+    silent.start(service)
+    with pytest.raises(StartTimeoutError) as caught:
+        wait_healthy(service, silent, stop_requested=lambda: False)
+    assert "was not healthy at http://127.0.0.1:" in caught.value.message
+    assert "after 0.5 s" in caught.value.message
+    assert "megaservice_start_timeout" in (caught.value.hint or "")
+    assert "still loading" in (caught.value.details or "")
+
+
+def test_a_healthy_service_is_seen_and_timed(runtime: Any) -> None:
+    service = planned("megaservice", timeout=30)
+    server = runtime({"megaservice": [sys.executable, "-m", "http.server", str(service.port),
+                                      "--bind", "127.0.0.1"]})
+    server.start(service)
+    ticks: list[float] = []
+    seconds = wait_healthy(service, server, stop_requested=lambda: False, on_tick=ticks.append)
+    assert 0 < seconds < 30
+    assert ticks == sorted(ticks)
+
+
+def test_a_stop_request_ends_the_wait(runtime: Any) -> None:
+    service = planned("megaservice", timeout=600)
+    sleeper = runtime({"megaservice": py("import time; time.sleep(60)")})
+    sleeper.start(service)
+    with pytest.raises(Interrupted, match="while waiting for the megaservice"):
+        wait_healthy(service, sleeper, stop_requested=lambda: True)
+
+
+def test_stop_ends_the_whole_process_group_including_grandchildren(runtime: Any) -> None:
+    spawner = runtime({"svc": py(
+        "import subprocess, sys, time\n"
+        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
+        "print(child.pid, flush=True)\n"
+        "time.sleep(60)")})
+    spawner.start(planned("svc", 5))
+    child = spawner.children["svc"]
+    for _ in range(100):
+        if log_tail(child.log_path, 1).strip().isdigit():
+            break
+        time.sleep(0.05)
+    grandchild = int(log_tail(child.log_path, 1))
+    assert psutil.pid_exists(grandchild)
+    spawner.stop_all()
+    assert child.exit_code() is not None
+    assert not psutil.pid_exists(grandchild) or \
+        psutil.Process(grandchild).status() == psutil.STATUS_ZOMBIE

@@ -1,0 +1,163 @@
+"""`opea-chat launch` on the local runtime, with the real model, end to end: progress and
+Ready line, the browser opened, answers through the OPEA client and the app, and a stop
+that leaves no process or port behind."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import signal
+import socket
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from launcher.local_runtime import APP_SCRIPT, MEGASERVICE_URL_VARIABLE
+from launcher.ports import is_port_free
+from opea.client import ChatParams, OpeaClient
+from tests.launched import Launched
+
+pytestmark = pytest.mark.integration
+READY = r"^Ready: (http://127\.0\.0\.1:\d+)$"
+LaunchFactory = Callable[..., Launched]
+
+
+@pytest.fixture
+def launch(home_with_model: Path) -> Iterator[LaunchFactory]:
+    started: list[Launched] = []
+
+    def start(*args: str, env: dict[str, str] | None = None) -> Launched:
+        started.append(Launched(list(args), home_with_model, env))
+        return started[-1]
+
+    yield start
+    for launched in started:
+        launched.cleanup()
+
+
+def assert_all_gone(launched: Launched, ports: list[int]) -> None:
+    assert launched.survivors() == []
+    assert launched.recorded_alive() == []
+    assert [port for port in ports if not is_port_free(port)] == []
+    assert not (launched.home / "state" / "session.json").exists()
+
+
+@contextlib.contextmanager
+def occupied(port: int) -> Iterator[bool]:
+    """Hold ``port`` the way another program would, if it is free now."""
+    with socket.socket() as squatter:
+        try:
+            squatter.bind(("127.0.0.1", port))
+            squatter.listen()
+        except OSError:
+            yield False
+            return
+        yield True
+
+
+def test_launch_answer_and_stop_with_ctrl_c(launch: LaunchFactory, tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    opened = tmp_path / "opened.txt"
+    browser = tmp_path / "browser.sh"
+    browser.write_text(f'#!/bin/sh\necho "$1" >> {opened}\n')
+    browser.chmod(0o755)
+
+    with occupied(8888) as squatting:
+        launched = launch(env={"BROWSER": str(browser)})
+        app_url = launched.expect(READY).group(1)
+    for name in ("llm", "megaservice", "app"):
+        assert re.search(rf"^{name} +http://127\.0\.0\.1:\d+ +healthy in \d+\.\d s$",
+                         launched.output, re.MULTILINE), launched.output
+    if squatting:
+        assert "port 8888 (megaservice) is in use; using" in launched.output
+    session = launched.session()
+    urls = session["urls"]
+    assert urls["app"] == app_url
+
+    for _ in range(50):  # the browser is opened from a thread, just after Ready
+        if opened.exists():
+            break
+        time.sleep(0.1)
+    assert opened.read_text().split() == [app_url]
+    assert httpx.get(app_url, timeout=10).status_code == 200
+
+    with OpeaClient(urls["megaservice"]) as client:
+        streamed = "".join(client.chat_stream("What is the capital of France?",
+                                              ChatParams(max_tokens=32)))
+        assert streamed.strip()
+        assert client.chat("Say hello.", ChatParams(max_tokens=16)).text.strip()
+
+    monkeypatch.setenv(MEGASERVICE_URL_VARIABLE, urls["megaservice"])
+    page = AppTest.from_file(str(APP_SCRIPT), default_timeout=120).run()
+    assert page.title[0].value == "opea-chat"
+    page.chat_input[0].set_value("Name a colour.").run()
+    assert not page.exception
+    assert not page.error, [e.value for e in page.error]
+    question, answer = page.chat_message
+    assert question.markdown[0].value == "Name a colour."
+    assert answer.name == "assistant" and answer.markdown[0].value.strip()
+
+    ports = [int(url.rsplit(":", 1)[1]) for url in urls.values()]
+    launched.signal(signal.SIGINT)
+    assert launched.wait() == 0, launched.output
+    assert "Stopped: every service opea-chat started has ended." in launched.output
+    assert_all_gone(launched, ports)
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_and_sighup_stop_everything(launch: LaunchFactory,
+                                            stop_signal: signal.Signals) -> None:
+    launched = launch("--no-browser")
+    launched.expect(READY)
+    ports = [int(url.rsplit(":", 1)[1]) for url in launched.session()["urls"].values()]
+    launched.signal(stop_signal)
+    assert launched.wait() == 0, launched.output
+    assert f"Stopping ({stop_signal.name})" in launched.output
+    assert_all_gone(launched, ports)
+
+
+def test_ctrl_c_during_start_up_stops_what_was_started(launch: LaunchFactory) -> None:
+    launched = launch("--no-browser")
+    launched.expect(r"^llm +http://\S+ +healthy in")
+    launched.expect(r"^waiting for megaservice")  # started and recorded, not yet healthy
+    launched.session()
+    launched.signal(signal.SIGINT)
+    assert launched.wait() == 130, launched.output
+    assert "Interrupted: stopped" in launched.output
+    assert "Ready:" not in launched.output
+    assert len(launched.recorded) >= 2
+    assert_all_gone(launched, [])
+
+
+def test_a_service_that_dies_while_running_stops_the_rest(launch: LaunchFactory) -> None:
+    launched = launch("--no-browser")
+    launched.expect(READY)
+    megaservice = next(r for r in launched.session()["services"] if r["name"] == "megaservice")
+    # Our own test's launcher started this process: end it the way the OOM killer would.
+    os.kill(megaservice["pid"], signal.SIGKILL)
+    assert launched.wait() == 1, launched.output
+    assert "Error: the megaservice service was killed by SIGKILL; the others were stopped" \
+        in launched.output
+    assert_all_gone(launched, [])
+
+
+def test_an_llm_that_crashes_on_load_fails_fast_with_its_log(
+        launch: LaunchFactory, home_with_model: Path, smollm2: Path) -> None:
+    broken = home_with_model / "models" / "broken.gguf"
+    with smollm2.open("rb") as source, broken.open("wb") as target:
+        shutil.copyfileobj(source, target, 2_000_000)
+        target.truncate(2_000_000)  # a valid GGUF header, then the file ends
+    launched = launch("--no-browser", "--model", "broken", env={
+        "OPEA_CHAT_LLM_START_TIMEOUT": "600"})
+    assert launched.wait(timeout=300) == 1, launched.output
+    assert re.search(r"Error: the llm service (exited with code \d+|was killed by \w+) "
+                     r"while starting; see .*llm\.log", launched.output), launched.output
+    assert "--- last lines ---" in launched.output
+    assert "was not healthy" not in launched.output  # failed fast, not by the timeout
+    assert_all_gone(launched, [])

@@ -1,0 +1,100 @@
+"""The chat megaservice (OPEA's orchestrator on comps) against the real llama.cpp server
+and SmolLM2, through the product's client."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from launcher.errors import EmptyAnswerError, ServiceHTTPError
+from launcher.ports import pick_free_port
+from opea.client import ChatParams, OpeaClient
+from tests.services import llm_server, megaservice
+
+pytestmark = pytest.mark.integration
+SHORT = ChatParams(max_tokens=24, temperature=0.0)
+
+
+@pytest.fixture(scope="module")
+def stack(smollm2: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    logs = tmp_path_factory.mktemp("megaservice-logs")
+    with llm_server(smollm2, logs, context_size=512) as llm, megaservice(llm, logs) as url:
+        yield url
+
+
+@pytest.fixture
+def client(stack: str) -> Iterator[OpeaClient]:
+    with OpeaClient(stack, read_timeout=120) as opened:
+        yield opened
+
+
+def test_streamed_answer_arrives_in_pieces(client: OpeaClient) -> None:
+    pieces = list(client.chat_stream("What is the capital of France?", SHORT))
+    assert len(pieces) > 3
+    assert "".join(pieces).strip()
+
+
+def test_non_streamed_answer_with_token_usage(client: OpeaClient) -> None:
+    result = client.chat("Say hello.", SHORT)
+    assert result.text.strip()
+    assert 0 < result.usage["completion_tokens"] <= 24
+
+
+def test_the_whole_conversation_reaches_the_model(client: OpeaClient) -> None:
+    conversation = [
+        {"role": "system", "content": "You are a helpful assistant."},
+        {"role": "user", "content": "Remember the word 'pineapple'."},
+        {"role": "assistant", "content": "I will remember: pineapple."},
+        {"role": "user", "content": "Which word did I ask you to remember?"},
+    ]
+    result = client.chat(conversation, ChatParams(max_tokens=40, temperature=0.0))
+    assert result.usage["prompt_tokens"] > 40  # all four turns, not only the last question
+    assert "pineapple" in result.text.lower()
+
+
+def test_chatqna_wire_format_on_the_raw_stream(stack: str) -> None:
+    body = {"messages": "Hi", "max_tokens": 8}  # ChatQnA streams unless told otherwise
+    with httpx.stream("POST", stack + "/v1/chatqna", json=body, timeout=60) as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        events = [line for line in response.iter_lines() if line]
+    assert events[-1] == "data: [DONE]"
+    assert all(e.startswith(("data: b'", 'data: b"')) for e in events[:-1])
+
+
+def test_llm_failure_while_streaming_is_an_empty_answer_not_silence(client: OpeaClient) -> None:
+    # A prompt longer than the LLM's 512-token context: llama.cpp fails upstream and OPEA's
+    # stream carries only [DONE]; the client must say so.
+    with pytest.raises(EmptyAnswerError, match="empty answer"):
+        list(client.chat_stream("word " * 800, SHORT))
+
+
+def test_llm_failure_without_streaming_is_a_502_with_the_llm_reason(client: OpeaClient) -> None:
+    with pytest.raises(ServiceHTTPError) as caught:
+        client.chat("word " * 800, SHORT)
+    assert caught.value.status_code == 502
+    assert "context" in caught.value.body
+
+
+def test_bad_requests_get_400_with_the_reason(client: OpeaClient, stack: str) -> None:
+    with pytest.raises(ServiceHTTPError) as caught:
+        client.chat([{"role": "user", "content": "   "}])
+    assert caught.value.status_code == 400
+    assert "non-empty user message" in caught.value.body
+    response = httpx.post(stack + "/v1/chatqna", content=b"{not json", timeout=10)
+    assert response.status_code == 400
+    response = httpx.post(stack + "/v1/chatqna", json={"messages": [{"role": "robot",
+                                                                      "content": "x"}]})
+    assert response.status_code == 400 and "unknown message role" in response.text
+
+
+def test_unreachable_llm_is_a_502_naming_it(tmp_path: Path) -> None:
+    dead_llm = f"http://127.0.0.1:{pick_free_port()}"
+    with megaservice(dead_llm, tmp_path) as url, OpeaClient(url) as client:
+        for ask in (lambda: client.chat("hi"), lambda: list(client.chat_stream("hi"))):
+            with pytest.raises(ServiceHTTPError) as caught:
+                ask()
+            assert caught.value.status_code == 502
+            assert f"cannot reach the LLM server at {dead_llm}" in caught.value.body
