@@ -29,7 +29,7 @@ fi
 scripts/build-llama.sh
 
 echo "Installing opea-chat$extras and its dependencies"
-.venv/bin/python -m pip install --quiet --disable-pip-version-check \
+.venv/bin/python -m pip install -qq --disable-pip-version-check \
     --find-links .wheelhouse --only-binary llama-cpp-python \
     --editable ".$extras"
 

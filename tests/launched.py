@@ -51,13 +51,13 @@ class Launched:
                 return match
         while True:
             try:
-                line = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+                received = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
             except queue.Empty:
                 raise AssertionError(f"no line matching {pattern!r}:\n{self.output}") from None
-            if line is None:
+            if received is None:
                 raise AssertionError(f"launcher ended without {pattern!r}:\n{self.output}")
-            self.lines.append(line)
-            if match := re.search(pattern, line):
+            self.lines.append(received)
+            if match := re.search(pattern, received):
                 return match
 
     @property
