@@ -10,7 +10,7 @@ import os
 import time
 
 from launcher.browser import open_in_browser
-from launcher.errors import Interrupted, ServiceExitedError
+from launcher.errors import Interrupted, ModelError, ServiceExitedError
 from launcher.health import LOG_LINES, wait_healthy
 from launcher.local_runtime import LocalRuntime
 from launcher.paths import Paths
@@ -78,7 +78,13 @@ def watch(plan: StackPlan, runtime: Runtime, stop: StopRequest) -> None:
 
 def launch(settings: Settings, paths: Paths, progress: Progress) -> int:
     with stop_on_signals() as stop:
-        model = prepare_model(settings, paths, progress)
+        try:
+            model = prepare_model(settings, paths, progress)
+        except ModelError:
+            # Ctrl+C reaches pip too (same terminal), which then fails the pull.
+            if stop():
+                raise Interrupted("stopped while pulling the model") from None
+            raise
         if stop():
             raise Interrupted("stopped before anything was started")
         plan = plan_stack(settings, model, is_port_free, pick_free_port)

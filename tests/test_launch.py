@@ -161,3 +161,22 @@ def test_an_llm_that_crashes_on_load_fails_fast_with_its_log(
     assert "--- last lines ---" in launched.output
     assert "was not healthy" not in launched.output  # failed fast, not by the timeout
     assert_all_gone(launched, [])
+
+
+def test_ctrl_c_during_the_first_pull_leaves_no_half_model(home: Path) -> None:
+    launched = Launched(["--no-browser"], home)
+    try:
+        launched.expect(r"^Pulling smollm2-135m")
+        # A terminal's Ctrl+C reaches the launcher's whole process group, pip included.
+        os.killpg(launched.process.pid, signal.SIGINT)
+        assert launched.wait() == 130, launched.output
+        assert "Interrupted: stopped" in launched.output
+        assert "Traceback" not in launched.output
+        models = home / "models"
+        assert not list(models.glob("*.part"))
+        for model in models.glob("*.gguf"):  # a pull that won the race is complete
+            assert model.stat().st_size == 98_362_432
+        assert launched.survivors() == []
+        assert not (home / "logs").exists()
+    finally:
+        launched.cleanup()
