@@ -7,18 +7,26 @@ import json
 import sys
 import traceback
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from launcher import __version__
 from launcher.errors import Interrupted, OpeaChatError
 from launcher.paths import resolve_paths
 from launcher.progress import Progress
-from launcher.settings import RUNTIMES, load_settings
+from launcher.settings import (
+    PROFILES,
+    PULL_POLICIES,
+    RUNTIMES,
+    load_settings,
+    parse_image_flags,
+)
 
 
 def _launch_flags(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "runtime": args.runtime,
+        "profile": args.profile,
         "model": args.model,
         "open_browser": False if args.no_browser else None,
         "llm_port": args.llm_port,
@@ -26,6 +34,9 @@ def _launch_flags(args: argparse.Namespace) -> dict[str, Any]:
         "app_port": args.app_port,
         "llm_threads": args.llm_threads,
         "context_size": args.context_size,
+        "pull": args.pull,
+        "gpus": args.gpus,
+        "images": parse_image_flags(args.image) if args.image else None,
     }
 
 
@@ -35,6 +46,26 @@ def cmd_launch(args: argparse.Namespace) -> int:
     paths = resolve_paths()
     settings = load_settings(paths, flags=_launch_flags(args))
     return launch(settings, paths, Progress())
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    from launcher.stop import stop
+
+    return stop(resolve_paths(), Progress())
+
+
+def cmd_export_compose(args: argparse.Namespace) -> int:
+    from launcher.compose import compose_file
+
+    paths = resolve_paths()
+    settings = load_settings(paths, flags=_launch_flags(args))
+    text = compose_file(settings, paths)
+    if args.output in (None, "-"):
+        sys.stdout.write(text)
+    else:
+        Path(args.output).write_text(text, encoding="utf-8")
+        print(f"Wrote {args.output}; check it with `docker compose -f {args.output} config`")
+    return 0
 
 
 def cmd_models_list(args: argparse.Namespace) -> int:
@@ -68,6 +99,27 @@ def cmd_models_pull(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_stack_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--runtime", choices=RUNTIMES, help="where services run (default auto)")
+    parser.add_argument("--profile", choices=PROFILES, help="chat (default) or rag")
+    parser.add_argument("--model", metavar="NAME|PATH",
+                        help="a model from `opea-chat models list`, a .gguf file, or a "
+                             "Hugging Face model folder (docker runtime)")
+    for name in ("llm", "megaservice", "app"):
+        parser.add_argument(f"--{name}-port", type=int, metavar="PORT",
+                            help=f"port of the {name} service on 127.0.0.1")
+    parser.add_argument("--llm-threads", type=int, metavar="N",
+                        help="CPU threads for the LLM (0: all cores)")
+    parser.add_argument("--context-size", type=int, metavar="TOKENS",
+                        help="the model's context window")
+    parser.add_argument("--pull", choices=PULL_POLICIES,
+                        help="docker: pull images that are missing (default), always, never")
+    parser.add_argument("--gpus", metavar="all|N|none",
+                        help="docker: GPUs for the services that need one (default all)")
+    parser.add_argument("--image", action="append", metavar="SERVICE=IMAGE",
+                        help="docker: use this image for a service (repeatable)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="opea-chat",
@@ -81,18 +133,25 @@ def build_parser() -> argparse.ArgumentParser:
         "launch", help="start the OPEA services and the chat app, open it in the browser",
         description="Start the LLM server, the OPEA megaservice and the chat app; stop them "
                     "all on Ctrl+C. Flags override OPEA_CHAT_* variables and config.toml.")
-    launch.add_argument("--runtime", choices=RUNTIMES, help="where services run (default auto)")
-    launch.add_argument("--model", metavar="NAME|PATH",
-                        help="a model from `opea-chat models list`, or a .gguf file")
+    add_stack_options(launch)
     launch.add_argument("--no-browser", action="store_true", help="do not open a browser")
-    for name in ("llm", "megaservice", "app"):
-        launch.add_argument(f"--{name}-port", type=int, metavar="PORT",
-                            help=f"port of the {name} service on 127.0.0.1")
-    launch.add_argument("--llm-threads", type=int, metavar="N",
-                        help="CPU threads for the LLM (0: all cores)")
-    launch.add_argument("--context-size", type=int, metavar="TOKENS",
-                        help="the model's context window")
     launch.set_defaults(func=cmd_launch)
+
+    commands.add_parser(
+        "stop", help="stop the running opea-chat and anything it left behind",
+        description="Stop the running launcher of this home (from any shell), then remove "
+                    "any process or container a killed launcher left.",
+    ).set_defaults(func=cmd_stop)
+
+    export = commands.add_parser("export", help="write the stack in another format")
+    export_formats = export.add_subparsers(dest="format", metavar="FORMAT", required=True)
+    compose = export_formats.add_parser(
+        "compose", help="a docker compose file of the same stack",
+        description="Write the stack (with the app) as a docker compose file, for moving it "
+                    "to a server. Uses the same settings and flags as launch.")
+    add_stack_options(compose)
+    compose.add_argument("-o", "--output", metavar="FILE", help="write here (default stdout)")
+    compose.set_defaults(func=cmd_export_compose, no_browser=False)
 
     models = commands.add_parser("models", help="list and pull models")
     model_commands = models.add_subparsers(dest="models_command", metavar="ACTION", required=True)

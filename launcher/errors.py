@@ -48,6 +48,25 @@ class PortInUseError(OpeaChatError):
     """A port the user asked for is taken by another program."""
 
 
+# The machine: Docker, GPUs, images -----------------------------------------------------
+
+
+class DockerUnavailableError(OpeaChatError):
+    """The Docker engine cannot be reached."""
+
+
+class GpuUnavailableError(OpeaChatError):
+    """A service needs an NVIDIA GPU that Docker cannot give it."""
+
+
+class ImageError(OpeaChatError):
+    """A container image is missing, cannot be pulled, or the pull was refused."""
+
+
+class AlreadyRunningError(OpeaChatError):
+    """Another opea-chat launcher is running for this home."""
+
+
 # Starting and running services --------------------------------------------------------
 
 

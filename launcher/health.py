@@ -6,6 +6,7 @@ the error comes at once with the last lines of its log, not after the timeout.
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable
 
@@ -13,15 +14,29 @@ import httpx
 
 from launcher.errors import Interrupted, ServiceExitedError, StartTimeoutError
 from launcher.plan import PlannedService
+from launcher.ports import HOST
 from launcher.runtime import Runtime
+from opea.stack import HealthKind
 
 POLL_INTERVAL = 0.1
-LOG_LINES = 30
+LOG_LINES = 50
 
 
-def probe(http: httpx.Client, url: str) -> bool:
+def redis_ping(port: int, timeout: float = 2.0) -> bool:
     try:
-        return http.get(url).is_success
+        with socket.create_connection((HOST, port), timeout=timeout) as connection:
+            connection.sendall(b"PING\r\n")
+            return connection.recv(64).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def probe(http: httpx.Client, service: PlannedService) -> bool:
+    """One health check, by the kind the stack data names."""
+    if service.spec.health.kind is HealthKind.REDIS:
+        return redis_ping(service.port)
+    try:
+        return http.get(service.health_url).is_success
     except httpx.TransportError:
         return False
 
@@ -47,7 +62,7 @@ def wait_healthy(
                     hint=f"see {runtime.log_location(service.name)}",
                     details=runtime.log_tail(service.name, LOG_LINES),
                 )
-            if probe(http, service.health_url):
+            if probe(http, service):
                 return time.monotonic() - start
             now = time.monotonic()
             if now >= deadline:
@@ -55,8 +70,9 @@ def wait_healthy(
                     service.name,
                     f"the {service.name} service was not healthy at {service.health_url} "
                     f"after {service.start_timeout:g} s",
-                    hint=f"raise {service.spec.timeout_setting}, or see "
-                         f"{runtime.log_location(service.name)}",
+                    hint=(f"raise {service.spec.timeout_setting}, or see "
+                          if service.spec.timeout_setting else "see ")
+                    + runtime.log_location(service.name),
                     details=runtime.log_tail(service.name, LOG_LINES),
                 )
             on_tick(now - start)

@@ -1,4 +1,5 @@
-"""The launch sequence: model, plan, start each service and wait for it, Ready, run, stop.
+"""The launch sequence: model, runtime, plan, images, start each service once what it waits
+for is healthy (independent ones in parallel), Ready, run, stop.
 
 Whatever happens (a service fails, Ctrl+C, SIGTERM, SIGHUP), everything started is
 stopped before ``launch`` returns or raises.
@@ -7,23 +8,30 @@ stopped before ``launch`` returns or raises.
 from __future__ import annotations
 
 import os
+import threading
 import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+
+import psutil
 
 from launcher.browser import open_in_browser
-from launcher.errors import Interrupted, ModelError, ServiceExitedError
+from launcher.errors import AlreadyRunningError, Interrupted, ModelError, ServiceExitedError
 from launcher.health import LOG_LINES, wait_healthy
 from launcher.local_runtime import LocalRuntime
 from launcher.paths import Paths
-from launcher.plan import StackPlan, plan_stack
+from launcher.plan import PlannedService, StackPlan, plan_stack
 from launcher.ports import is_port_free, pick_free_port
 from launcher.progress import Progress
 from launcher.runtime import Runtime
-from launcher.session_file import remove_session, write_session
+from launcher.runtime_choice import choose_runtime, probe_machine
+from launcher.session_file import read_session, remove_session, write_session
 from launcher.settings import Settings
 from launcher.signals import StopRequest, stop_on_signals
+from launcher.stop import reap_leftovers, running_launcher
 from models.store import LocalModel, ModelNotPulledError, pull_model, resolve_model
 
 WATCH_INTERVAL = 0.25
+TICK = 0.1
 
 
 def prepare_model(settings: Settings, paths: Paths, progress: Progress) -> LocalModel:
@@ -33,16 +41,27 @@ def prepare_model(settings: Settings, paths: Paths, progress: Progress) -> Local
         progress.note(f"First run: {missing.entry.name} is not in {paths.models_dir} yet; "
                       "pulling it now.")
         pull_model(missing.entry.name, paths.models_dir, say=progress.note,
-                   show_progress=progress.console.is_terminal)
+                   show_progress=progress.interactive)
         return resolve_model(settings.model, paths.models_dir)
 
 
+def make_runtime(name: str, settings: Settings, paths: Paths) -> Runtime:
+    if name == "docker":
+        from launcher.docker_runtime import DockerRuntime
+
+        return DockerRuntime(settings, paths)
+    return LocalRuntime(paths.log_dir)
+
+
 def _session_record(runtime: Runtime, plan: StackPlan) -> dict[str, object]:
+    me = psutil.Process()
     return {
-        "launcher_pid": os.getpid(),
+        "launcher_pid": me.pid,
+        "launcher_create_time": me.create_time(),
         "runtime": runtime.name,
         "profile": plan.profile,
-        "model": {"name": plan.model.name, "path": str(plan.model.path)},
+        "model": {"name": plan.model.name, "path": str(plan.model.path),
+                  "format": plan.model.format},
         "started_at": time.time(),
         "urls": {service.name: service.url for service in plan.services},
         "services": runtime.records(),
@@ -51,15 +70,37 @@ def _session_record(runtime: Runtime, plan: StackPlan) -> dict[str, object]:
 
 def start_stack(plan: StackPlan, runtime: Runtime, stop: StopRequest, progress: Progress,
                 paths: Paths) -> None:
-    """Start the services in plan order, each once what it waits for is healthy."""
-    for service in plan.services:
-        if stop():
-            raise Interrupted(f"stopped before starting the {service.name} service")
-        runtime.start(service, plan)
-        write_session(paths.session_file, _session_record(runtime, plan))
-        with progress.waiting(service) as tick:
-            seconds = wait_healthy(service, runtime, stop, tick)
-        progress.healthy(service, seconds)
+    """Start each service as soon as everything it waits for is healthy; wait for the
+    health of those already started in parallel; fail on the first failure."""
+    healthy: set[str] = set()
+    pending = list(plan.services)
+    failed = threading.Event()
+
+    def stopping() -> bool:
+        return stop() or failed.is_set()
+
+    with ThreadPoolExecutor(max_workers=max(1, len(pending))) as pool:
+        waits: dict[Future[float], PlannedService] = {}
+        while pending or waits:
+            for service in [s for s in pending if set(s.spec.waits_for) <= healthy]:
+                if stop():
+                    raise Interrupted(f"stopped before starting the {service.name} service")
+                pending.remove(service)
+                runtime.start(service, plan)
+                write_session(paths.session_file, _session_record(runtime, plan))
+                progress.waiting(service)
+                waits[pool.submit(wait_healthy, service, runtime, stopping)] = service
+            done, _ = wait(waits, timeout=TICK, return_when=FIRST_COMPLETED)
+            progress.tick()
+            for future in done:
+                service = waits.pop(future)
+                try:
+                    seconds = future.result()
+                except BaseException:
+                    failed.set()  # the other waits end at once; teardown follows
+                    raise
+                progress.healthy(service, seconds)
+                healthy.add(service.name)
 
 
 def watch(plan: StackPlan, runtime: Runtime, stop: StopRequest) -> None:
@@ -76,8 +117,25 @@ def watch(plan: StackPlan, runtime: Runtime, stop: StopRequest) -> None:
                 )
 
 
+def _claim_home(paths: Paths, progress: Progress) -> None:
+    """One launcher per home: refuse if one runs; clear what a killed one left."""
+    record = read_session(paths.session_file)
+    launcher = running_launcher(record)
+    if launcher is not None and launcher.pid != os.getpid():
+        assert record is not None
+        raise AlreadyRunningError(
+            f"opea-chat is already running (launcher PID {launcher.pid}) at "
+            f"{record.get('urls', {}).get('app', '?')}",
+            hint="use that one, or stop it with `opea-chat stop`",
+        )
+    left = reap_leftovers(paths, record)
+    if left:
+        progress.note("Removed what an earlier launcher left running: " + ", ".join(left))
+
+
 def launch(settings: Settings, paths: Paths, progress: Progress) -> int:
-    with stop_on_signals() as stop:
+    with stop_on_signals() as stop, progress:
+        _claim_home(paths, progress)
         try:
             model = prepare_model(settings, paths, progress)
         except ModelError:
@@ -85,15 +143,18 @@ def launch(settings: Settings, paths: Paths, progress: Progress) -> int:
             if stop():
                 raise Interrupted("stopped while pulling the model") from None
             raise
-        if stop():
-            raise Interrupted("stopped before anything was started")
-        plan = plan_stack(settings, model, is_port_free, pick_free_port)
+        runtime_name, reason = choose_runtime(
+            settings.runtime, probe_machine() if settings.runtime == "auto" else None)
+        plan = plan_stack(settings, model, is_port_free, pick_free_port, runtime_name)
+        runtime = make_runtime(runtime_name, settings, paths)
+        progress.note(f"Runtime: {runtime.name} ({reason}); profile: {plan.profile}; "
+                      f"model: {model.name} ({model.path}); logs: {paths.log_dir}")
         for note in plan.notes:
             progress.note(note)
-        runtime = LocalRuntime(settings, paths.log_dir)
-        progress.note(f"Runtime: {runtime.name}; model: {model.name} ({model.path}); "
-                      f"logs: {paths.log_dir}")
         try:
+            runtime.prepare(plan, progress)
+            if stop():
+                raise Interrupted("stopped before anything was started")
             start_stack(plan, runtime, stop, progress, paths)
             app_url = plan.service("app").url
             progress.ready(app_url)
@@ -102,6 +163,7 @@ def launch(settings: Settings, paths: Paths, progress: Progress) -> int:
             watch(plan, runtime, stop)
             progress.note(f"Stopping ({stop.signal_name}) ...")
         finally:
+            progress.stop_waiting()
             runtime.stop_all()
             remove_session(paths.session_file)
         progress.note("Stopped: every service opea-chat started has ended.")

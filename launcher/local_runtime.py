@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import app
-from launcher.plan import PlannedService, StackPlan
+from launcher.errors import ConfigError
+from launcher.plan import PlannedService, StackPlan, render
 from launcher.ports import HOST
 from launcher.processes import (
     ChildProcess,
@@ -22,7 +23,7 @@ from launcher.processes import (
     start_child,
     stop_child,
 )
-from launcher.settings import Settings
+from launcher.progress import Progress
 from opea.stack import Role
 
 APP_SCRIPT = Path(app.__file__).parent / "main.py"
@@ -41,46 +42,29 @@ def child_environment(base: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def service_command(service: PlannedService, plan: StackPlan, settings: Settings) -> list[str]:
-    role = service.spec.role
-    port = str(service.port)
-    if role is Role.LLM:
-        command = [
-            sys.executable, "-m", "llama_cpp.server",
-            "--model", str(plan.model.path),
-            "--model_alias", plan.model.name,
-            "--host", HOST, "--port", port,
-            "--n_ctx", str(settings.context_size),
-        ]
-        if settings.llm_threads:
-            command += ["--n_threads", str(settings.llm_threads)]
-        return command
-    if role is Role.MEGASERVICE:
-        return [
-            sys.executable, "-m", "opea.megaservice",
-            "--host", HOST, "--port", port,
-            "--llm-url", plan.service("llm").url,
-            "--model", plan.model.name,
-        ]
-    if role is Role.UI:
-        return [
-            sys.executable, "-m", "streamlit", "run", str(APP_SCRIPT),
-            "--server.address", HOST, "--server.port", port,
-            "--server.headless", "true",
-            "--server.fileWatcherType", "none",
-            "--browser.gatherUsageStats", "false",
-            "--global.developmentMode", "false",
-        ]
-    raise ValueError(f"the local runtime cannot run a {role} service")
+def local_values(service: PlannedService, plan: StackPlan) -> dict[str, str]:
+    """The template values of one service running as a process on 127.0.0.1."""
+    urls = {planned.name.replace("-", "_") + "_url": planned.url for planned in plan.services}
+    return {**plan.values, **urls, "python": sys.executable, "host": HOST,
+            "port": str(service.port), "app_script": str(APP_SCRIPT)}
+
+
+def service_command(service: PlannedService, plan: StackPlan) -> list[str]:
+    if service.spec.local_command is None:
+        raise ConfigError(f"the {service.name} service runs only as a container",
+                          hint="use --runtime docker")
+    return render(service.spec.local_command, local_values(service, plan))
 
 
 class LocalRuntime:
     name = "local"
 
-    def __init__(self, settings: Settings, log_dir: Path):
-        self.settings = settings
+    def __init__(self, log_dir: Path):
         self.log_dir = log_dir
         self._children: dict[str, ChildProcess] = {}
+
+    def prepare(self, plan: StackPlan, progress: Progress) -> None:
+        """Nothing to fetch: the packages are installed, the model is on disk."""
 
     def start(self, service: PlannedService, plan: StackPlan) -> None:
         env = child_environment()
@@ -88,7 +72,7 @@ class LocalRuntime:
             env[MEGASERVICE_URL_VARIABLE] = plan.service("megaservice").url
         self._children[service.name] = start_child(
             service.name,
-            service_command(service, plan, self.settings),
+            service_command(service, plan),
             self.log_dir / f"{service.name}.log",
             env,
         )

@@ -1,4 +1,4 @@
-"""Planning a launch: which services, on which ports, with which timeouts.
+"""Planning a launch: which services, on which ports, with which timeouts and values.
 
 Pure: the port probes are passed in, so tests can plan against any state of the machine.
 A port left at its default that is taken is replaced by a free one (and the plan says so);
@@ -7,14 +7,16 @@ a port the user set explicitly is never silently changed.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
-from launcher.errors import PortInUseError
+from launcher import __version__
+from launcher.errors import ConfigError, ModelError, PortInUseError
 from launcher.ports import HOST
 from launcher.settings import Settings
-from models.store import LocalModel
-from opea.stack import PROFILES, ServiceSpec
+from models.store import GGUF, LocalModel
+from opea.stack import LLAMA_CPP_PYTHON, LLAMA_CPP_SERVER, PROFILES, TGI, ServiceSpec
 
 
 @dataclass(frozen=True)
@@ -33,14 +35,17 @@ class PlannedService:
 
     @property
     def health_url(self) -> str:
-        return self.url + self.spec.health_path
+        return self.url + self.spec.health.path
 
 
 @dataclass(frozen=True)
 class StackPlan:
     profile: str
+    runtime: str
     services: tuple[PlannedService, ...]
     model: LocalModel
+    # Template values every service may use ({model_name}, {context_size}, ...).
+    values: Mapping[str, str] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
 
     def service(self, name: str) -> PlannedService:
@@ -50,32 +55,84 @@ class StackPlan:
         raise KeyError(name)
 
 
+def render(template: tuple[str, ...], values: Mapping[str, str]) -> list[str]:
+    return [part.format_map(values) for part in template]
+
+
+def llm_spec(runtime: str, model: LocalModel) -> ServiceSpec:
+    """Which LLM server serves this model on this runtime."""
+    if runtime == "local":
+        if model.format != GGUF:
+            raise ModelError(
+                f"{model.path} is a Hugging Face folder; the local runtime serves GGUF files",
+                hint="use --runtime docker (TGI serves folders), or pick a .gguf model",
+            )
+        return LLAMA_CPP_PYTHON
+    return LLAMA_CPP_SERVER if model.format == GGUF else TGI
+
+
+def profile_services(profile: str, runtime: str, model: LocalModel) -> tuple[ServiceSpec, ...]:
+    if profile != "chat" and runtime == "local":
+        raise ConfigError(f"the {profile} profile runs OPEA's containers",
+                          hint="use --runtime docker, or --profile chat")
+    return (llm_spec(runtime, model), *PROFILES[profile].services)
+
+
+def template_values(settings: Settings, model: LocalModel) -> dict[str, str]:
+    return {
+        "model_name": model.name,
+        "model_path": str(model.path),
+        "model_file": model.path.name,
+        "context_size": str(settings.context_size),
+        "threads": str(settings.llm_threads or os.cpu_count() or 1),
+        "embedding_model": settings.embedding_model,
+        "reranker_model": settings.reranker_model,
+        "registry": settings.registry,
+        "tag": settings.tag,
+        "version": __version__,
+    }
+
+
+def _check_order(specs: tuple[ServiceSpec, ...]) -> None:
+    known: set[str] = set()
+    for spec in specs:
+        missing = set(spec.waits_for) - known
+        if missing:
+            raise ValueError(f"{spec.name} waits for {missing}, which do not start before it")
+        known.add(spec.name)
+
+
 def plan_stack(
     settings: Settings,
     model: LocalModel,
     is_free: Callable[[int], bool],
     pick_free: Callable[[], int],
-    profile: str = "chat",
+    runtime: str = "local",
 ) -> StackPlan:
+    specs = profile_services(settings.profile, runtime, model)
+    _check_order(specs)
     planned: list[PlannedService] = []
     notes: list[str] = []
     taken: set[int] = set()
-    for spec in PROFILES[profile]:
-        wanted: int = getattr(settings, spec.port_setting)
+    for spec in specs:
+        setting = spec.port_setting
+        wanted: int = getattr(settings, setting) if setting else spec.default_port
         port = wanted
         if wanted in taken or not is_free(wanted):
-            if not settings.is_default(spec.port_setting):
-                flag = "--" + spec.port_setting.replace("_", "-")
+            if setting and not settings.is_default(setting):
+                flag = "--" + setting.replace("_", "-")
                 raise PortInUseError(
                     f"port {wanted} for the {spec.name} service is already in use "
-                    f"({spec.port_setting}, from {settings.source_of(spec.port_setting)})",
+                    f"({setting}, from {settings.source_of(setting)})",
                     hint=f"stop what uses it, or choose another port with {flag}",
                 )
-            port = pick_free()
-            while port in taken:
-                port = pick_free()
+            port = next((p for p in (pick_free() for _ in range(100)) if p not in taken), 0)
+            if not port:
+                raise PortInUseError(f"found no free port for the {spec.name} service")
             notes.append(f"port {wanted} ({spec.name}) is in use; using {port} instead")
         taken.add(port)
-        planned.append(PlannedService(spec=spec, port=port,
-                                      start_timeout=getattr(settings, spec.timeout_setting)))
-    return StackPlan(profile=profile, services=tuple(planned), model=model, notes=tuple(notes))
+        timeout = (getattr(settings, spec.timeout_setting) if spec.timeout_setting
+                   else spec.default_timeout)
+        planned.append(PlannedService(spec=spec, port=port, start_timeout=timeout))
+    return StackPlan(profile=settings.profile, runtime=runtime, services=tuple(planned),
+                     model=model, values=template_values(settings, model), notes=tuple(notes))

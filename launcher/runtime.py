@@ -9,10 +9,14 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from launcher.plan import PlannedService, StackPlan
+from launcher.progress import Progress
 
 
 class Runtime(Protocol):
     name: str
+
+    def prepare(self, plan: StackPlan, progress: Progress) -> None:
+        """Everything before the first start that can fail: images, GPU requests."""
 
     def start(self, service: PlannedService, plan: StackPlan) -> None:
         """Start one service; return at once (readiness is waited for separately)."""

@@ -3,6 +3,9 @@
 Each setting has one name used everywhere: ``llm_port`` in config.toml, ``OPEA_CHAT_LLM_PORT``
 in the environment, ``--llm-port`` on the command line. ``Settings.source_of`` remembers which
 layer gave each value, so an error can name the place to change it.
+
+Container images are the one table: ``[images]`` in config.toml (``llm = "my/llama:tag"``),
+``OPEA_CHAT_IMAGE_LLM`` in the environment, ``--image llm=my/llama:tag`` on the command line.
 """
 
 from __future__ import annotations
@@ -19,13 +22,17 @@ from launcher.errors import ConfigError
 from launcher.paths import Paths
 
 ENV_PREFIX = "OPEA_CHAT_"
-RUNTIMES = ("auto", "local")
+RUNTIMES = ("auto", "local", "docker")
+PROFILES = ("chat", "rag")
+PULL_POLICIES = ("missing", "always", "never")
 DEFAULT = "default"
+IMAGE_PREFIX = ENV_PREFIX + "IMAGE_"
 
 
 @dataclass(frozen=True)
 class Settings:
     runtime: str = "auto"
+    profile: str = "chat"
     model: str = "smollm2-135m"
     llm_port: int = 9009
     megaservice_port: int = 8888
@@ -33,10 +40,20 @@ class Settings:
     # 0 lets the LLM server use every core.
     llm_threads: int = 0
     context_size: int = 4096
-    llm_start_timeout: float = 120.0
+    # A first start of a large model on a GPU can take minutes; failures are caught at once
+    # anyway (a server that exits), so this only bounds a server that hangs.
+    llm_start_timeout: float = 300.0
     megaservice_start_timeout: float = 60.0
     app_start_timeout: float = 60.0
     open_browser: bool = True
+    # Docker runtime
+    pull: str = "missing"
+    gpus: str = "all"
+    registry: str = ""
+    tag: str = "latest"
+    embedding_model: str = "bge-base-en-v1.5"
+    reranker_model: str = "bge-reranker-base"
+    images: Mapping[str, str] = field(default_factory=dict)
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def source_of(self, name: str) -> str:
@@ -47,14 +64,14 @@ class Settings:
 
 
 def setting_names() -> list[str]:
-    return [f.name for f in dataclasses.fields(Settings) if f.name != "sources"]
+    """The scalar settings (``images`` is a table, handled on its own)."""
+    return [f.name for f in dataclasses.fields(Settings) if f.name not in ("sources", "images")]
 
 
 def _field_types() -> dict[str, type]:
     hints = {"int": int, "float": float, "bool": bool, "str": str}
-    return {
-        f.name: hints[str(f.type)] for f in dataclasses.fields(Settings) if f.name != "sources"
-    }
+    return {f.name: hints[str(f.type)] for f in dataclasses.fields(Settings)
+            if f.name in setting_names()}
 
 
 def _coerce(name: str, value: Any, where: str) -> Any:
@@ -104,8 +121,13 @@ def _validate(values: dict[str, Any], sources: dict[str, str]) -> None:
         raise fail("llm_threads", "use 0 for all cores, or a positive number")
     if values["context_size"] < 256:
         raise fail("context_size", "the context must hold at least 256 tokens")
-    if values["runtime"] not in RUNTIMES:
-        raise fail("runtime", f"choose one of {', '.join(RUNTIMES)}")
+    for name, choices in (("runtime", RUNTIMES), ("profile", PROFILES),
+                          ("pull", PULL_POLICIES)):
+        if values[name] not in choices:
+            raise fail(name, f"choose one of {', '.join(choices)}")
+    gpus = values["gpus"]
+    if gpus not in ("all", "none") and not (gpus.isdigit() and int(gpus) > 0):
+        raise fail("gpus", "use all, none, or a number of GPUs")
     if not values["model"].strip():
         raise fail("model", "name a model from `opea-chat models list` or a .gguf file")
 
@@ -118,13 +140,29 @@ def read_config_file(path: Path) -> dict[str, Any]:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}",
                           hint="fix the file or move it away") from exc
-    unknown = sorted(set(data) - set(setting_names()))
+    unknown = sorted(set(data) - {*setting_names(), "images"})
     if unknown:
         raise ConfigError(
             f"{path}: unknown setting {', '.join(unknown)}",
             hint=f"known settings: {', '.join(setting_names())}",
         )
+    images = data.get("images", {})
+    if not isinstance(images, dict) or not all(isinstance(v, str) for v in images.values()):
+        raise ConfigError(f"{path}: [images] must map service names to image references",
+                          hint='e.g. [images] then llm = "ghcr.io/ggml-org/llama.cpp:server"')
     return data
+
+
+def parse_image_flags(flags: list[str]) -> dict[str, str]:
+    """``--image SERVICE=IMAGE`` values as a table."""
+    images = {}
+    for flag in flags:
+        service, sep, image = flag.partition("=")
+        if not sep or not service.strip() or not image.strip():
+            raise ConfigError(f"--image {flag!r} is not SERVICE=IMAGE",
+                              hint="e.g. --image llm=ghcr.io/ggml-org/llama.cpp:server")
+        images[service.strip()] = image.strip()
+    return images
 
 
 def load_settings(
@@ -134,13 +172,16 @@ def load_settings(
 ) -> Settings:
     """Merge the layers; ``flags`` holds only the options the user actually gave."""
     env = os.environ if environ is None else environ
-    values: dict[str, Any] = {
-        f.name: f.default for f in dataclasses.fields(Settings) if f.name != "sources"
-    }
+    defaults = Settings()
+    values: dict[str, Any] = {name: getattr(defaults, name) for name in setting_names()}
     sources: dict[str, str] = {}
 
+    images: dict[str, str] = {}
     config_path = paths.config_file
     for name, raw in read_config_file(config_path).items():
+        if name == "images":
+            images.update(raw)
+            continue
         values[name] = _coerce(name, raw, str(config_path))
         sources[name] = f"config file {config_path}"
 
@@ -150,12 +191,19 @@ def load_settings(
             values[name] = _coerce(name, env[variable], f"environment variable {variable}")
             sources[name] = f"environment variable {variable}"
 
+    for variable, image in env.items():
+        if variable.startswith(IMAGE_PREFIX) and image:
+            images[variable[len(IMAGE_PREFIX):].lower().replace("_", "-")] = image
+
     for name, raw in (flags or {}).items():
         if raw is None:
+            continue
+        if name == "images":
+            images.update(raw)
             continue
         flag = "--" + name.replace("_", "-")
         values[name] = _coerce(name, raw, f"flag {flag}")
         sources[name] = f"flag {flag}"
 
     _validate(values, sources)
-    return Settings(**values, sources=sources)
+    return Settings(**values, images=images, sources=sources)

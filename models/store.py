@@ -33,23 +33,44 @@ class ModelNotPulledError(ModelError):
         self.entry = entry
 
 
+GGUF = "gguf"
+HF_FOLDER = "hf"
+
+
 @dataclass(frozen=True)
 class LocalModel:
     name: str
     path: Path
     size_bytes: int
+    # "gguf": one file for llama.cpp; "hf": a Hugging Face folder for TGI or vLLM.
+    format: str = GGUF
+
+
+def _folder_size(folder: Path) -> int:
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+
+
+def _hf_folder(path: Path, name: str) -> LocalModel:
+    if not (path / "config.json").is_file():
+        raise ModelError(f"{path} is a folder without config.json, so not a model",
+                         hint="give a .gguf file or a Hugging Face model folder")
+    return LocalModel(name=name, path=path, size_bytes=_folder_size(path), format=HF_FOLDER)
 
 
 def list_models(models_dir: Path) -> list[LocalModel]:
-    """GGUF files in the models directory, named by catalogue name where known, else stem."""
+    """GGUF files (named by catalogue name where known, else by stem) and Hugging Face
+    model folders (by folder name) in the models directory."""
     by_file = {entry.file_name: entry.name for entry in CATALOGUE.values()}
     if not models_dir.is_dir():
         return []
-    return [
+    found = [
         LocalModel(name=by_file.get(path.name, path.stem), path=path,
                    size_bytes=path.stat().st_size)
         for path in sorted(models_dir.glob("*.gguf"))
     ]
+    found += [_hf_folder(path, path.name) for path in sorted(models_dir.iterdir())
+              if path.is_dir() and (path / "config.json").is_file()]
+    return found
 
 
 def _looks_like_path(spec: str) -> bool:
@@ -62,13 +83,16 @@ def resolve_model(spec: str, models_dir: Path) -> LocalModel:
         path = Path(spec).expanduser().resolve()
         if not path.exists():
             raise ModelError(f"no model file at {path}", hint="check the path given to --model")
+        if path.is_dir():
+            return _hf_folder(path, path.name)
         read_header(path)
         return LocalModel(name=path.stem, path=path, size_bytes=path.stat().st_size)
 
     local = {model.name.lower(): model for model in list_models(models_dir)}
     found = local.get(spec.lower())
     if found is not None:
-        read_header(found.path)
+        if found.format == GGUF:
+            read_header(found.path)
         return found
     entry = CATALOGUE.get(spec.lower())
     if entry is not None:

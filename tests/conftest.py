@@ -11,6 +11,8 @@ import pytest
 from launcher.paths import HOME_VARIABLE
 from models.store import pull_model
 
+pytest_plugins = ["tests.docker_fixtures"]
+
 
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:

@@ -20,13 +20,20 @@ from typing import Any
 
 import psutil
 
+from launcher.ports import pick_free_port
 from launcher.session_file import read_session
 
 
 class Launched:
-    def __init__(self, args: list[str], home: Path, env: dict[str, str] | None = None):
+    def __init__(self, args: list[str], home: Path, env: dict[str, str] | None = None,
+                 default_ports: bool = False):
+        """``default_ports=False`` gives each service a random free port, so that a test
+        never meets another program (or test run) on the well-known ones."""
         self.home = home
-        environment = {**os.environ, "OPEA_CHAT_HOME": str(home), **(env or {})}
+        ports = {} if default_ports else {
+            f"OPEA_CHAT_{name}_PORT": str(pick_free_port()) for name in ("LLM", "MEGASERVICE",
+                                                                       "APP")}
+        environment = {**os.environ, "OPEA_CHAT_HOME": str(home), **ports, **(env or {})}
         self.process = subprocess.Popen(
             [sys.executable, "-m", "launcher", "launch", *args],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=environment,
@@ -83,6 +90,8 @@ class Launched:
     def recorded_alive(self) -> list[int]:
         alive = []
         for record in self.recorded:
+            if "pid" not in record:  # a container: see tests.docker_fixtures.managed
+                continue
             with contextlib.suppress(psutil.NoSuchProcess):
                 process = psutil.Process(record["pid"])
                 if abs(process.create_time() - record["create_time"]) < 1 and \

@@ -14,48 +14,16 @@ import pytest
 
 from launcher.errors import Interrupted, ServiceExitedError, StartTimeoutError
 from launcher.health import wait_healthy
-from launcher.plan import PlannedService, StackPlan
+from launcher.plan import PlannedService
 from launcher.ports import pick_free_port
-from launcher.processes import ChildProcess, describe_exit, log_tail, start_child, stop_child
-from opea.stack import Role, ServiceSpec
-
-
-class CommandRuntime:
-    """Runs one command per service name, with the local runtime's process handling."""
-
-    name = "test"
-
-    def __init__(self, commands: dict[str, list[str]], log_dir: Path):
-        self.commands = commands
-        self.log_dir = log_dir
-        self.children: dict[str, ChildProcess] = {}
-
-    def start(self, service: PlannedService, plan: StackPlan | None = None) -> None:
-        self.children[service.name] = start_child(
-            service.name, self.commands[service.name], self.log_dir / f"{service.name}.log",
-            {"PATH": "/usr/bin:/bin"})
-
-    def exit_status(self, service: str) -> str | None:
-        code = self.children[service].exit_code()
-        return None if code is None else describe_exit(code)
-
-    def log_tail(self, service: str, lines: int = 50) -> str:
-        return log_tail(self.children[service].log_path, lines)
-
-    def log_location(self, service: str) -> str:
-        return str(self.children[service].log_path)
-
-    def records(self) -> list[dict[str, Any]]:
-        return [child.record() for child in self.children.values()]
-
-    def stop_all(self) -> None:
-        for child in reversed(list(self.children.values())):
-            stop_child(child)
+from launcher.processes import log_tail
+from opea.stack import Health, Role, ServiceSpec
+from tests.command_runtime import CommandRuntime
 
 
 def planned(name: str, timeout: float, port: int | None = None) -> PlannedService:
-    spec = ServiceSpec(name=name, role=Role.MEGASERVICE, description=name, health_path="/",
-                       port_setting="megaservice_port", timeout_setting="megaservice_start_timeout")
+    spec = ServiceSpec(name=name, role=Role.MEGASERVICE, description=name, health=Health(),
+                       default_port=1, timeout_setting="megaservice_start_timeout")
     return PlannedService(spec=spec, port=port or pick_free_port(), start_timeout=timeout)
 
 

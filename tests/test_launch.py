@@ -32,8 +32,9 @@ LaunchFactory = Callable[..., Launched]
 def launch(home_with_model: Path) -> Iterator[LaunchFactory]:
     started: list[Launched] = []
 
-    def start(*args: str, env: dict[str, str] | None = None) -> Launched:
-        started.append(Launched(list(args), home_with_model, env))
+    def start(*args: str, env: dict[str, str] | None = None,
+              default_ports: bool = False) -> Launched:
+        started.append(Launched(list(args), home_with_model, env, default_ports))
         return started[-1]
 
     yield start
@@ -69,7 +70,7 @@ def test_launch_answer_and_stop_with_ctrl_c(launch: LaunchFactory, tmp_path: Pat
     browser.chmod(0o755)
 
     with occupied(8888) as squatting:
-        launched = launch(env={"BROWSER": str(browser)})
+        launched = launch(env={"BROWSER": str(browser)}, default_ports=True)
         app_url = launched.expect(READY).group(1)
     for name in ("llm", "megaservice", "app"):
         assert re.search(rf"^{name} +http://127\.0\.0\.1:\d+ +healthy in \d+\.\d s$",

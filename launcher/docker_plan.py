@@ -1,0 +1,198 @@
+"""From a stack plan to the exact containers the docker runtime creates.
+
+Pure: GPU facts come in as a ``GpuReport``, so device requests, image choice (CPU or GPU
+build, the TEI tag per compute capability) and mounts are tested without a GPU or engine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import opea
+from launcher.errors import GpuUnavailableError
+from launcher.gpu import GpuReport
+from launcher.plan import StackPlan, render
+from launcher.settings import Settings
+from opea.stack import Role, ServiceSpec, tei_gpu_tag
+
+LABEL_MANAGED = "org.opea-chat.managed"
+LABEL_SESSION = "org.opea-chat.session"
+LABEL_SERVICE = "org.opea-chat.service"
+# Which opea-chat home (OPEA_CHAT_HOME or the user's folders) started a container: a stop or
+# clean-up in one home never touches another's (a test run beside a user's session, say).
+LABEL_HOME = "org.opea-chat.home"
+PROJECT_MOUNT = "/home/user/opea-chat/opea"
+ALL_GPUS = -1
+TOOLKIT_HINT = ("install nvidia-container-toolkit, run `sudo nvidia-ctk runtime configure "
+                "--runtime=docker` and restart Docker; or use --gpus none")
+
+
+@dataclass(frozen=True)
+class Mount:
+    source: str
+    target: str
+    read_only: bool = True
+
+
+@dataclass(frozen=True)
+class ContainerPlan:
+    service: str
+    name: str
+    image: str
+    command: list[str]
+    entrypoint: list[str] | None
+    environment: dict[str, str]
+    container_port: int
+    host_port: int
+    labels: dict[str, str]
+    mounts: list[Mount] = field(default_factory=list)
+    # None: no GPU; ALL_GPUS: every GPU; n > 0: that many.
+    gpu_count: int | None = None
+    shm_size: str | None = None
+
+    @property
+    def ports(self) -> dict[str, tuple[str, int]]:
+        # Published on loopback only: nothing opea-chat runs is reachable from the network.
+        return {f"{self.container_port}/tcp": ("127.0.0.1", self.host_port)}
+
+
+def network_name(session: str) -> str:
+    return f"opea-chat-{session}"
+
+
+def home_label(state_dir: Path) -> str:
+    return hashlib.sha256(str(state_dir.resolve()).encode()).hexdigest()[:16]
+
+
+def session_labels(session: str, home: str) -> dict[str, str]:
+    return {LABEL_MANAGED: "true", LABEL_HOME: home, LABEL_SESSION: session}
+
+
+def runs_in_container(spec: ServiceSpec) -> bool:
+    """The docker runtime runs the app as a local process, like the local runtime does:
+    it is the user's window onto the stack, not part of the GPU stack."""
+    return spec.container is not None and spec.role is not Role.UI
+
+
+def gpu_count(gpus: str) -> int | None:
+    if gpus == "none":
+        return None
+    return ALL_GPUS if gpus == "all" else int(gpus)
+
+
+def _model_mount(plan: StackPlan, models_dir: Path) -> tuple[Path, str]:
+    """The folder to mount at /models for the LLM, and the model's path inside it.
+
+    Symbolic links are followed first: a link in the models folder pointing elsewhere would
+    dangle inside the container."""
+    model = plan.model.path.resolve()
+    models_dir = models_dir.resolve()
+    if model.is_relative_to(models_dir):
+        return models_dir, model.relative_to(models_dir).as_posix()
+    return model.parent, model.name
+
+
+def container_plans(
+    plan: StackPlan,
+    settings: Settings,
+    session: str,
+    home: str,
+    models_dir: Path,
+    gpus: GpuReport,
+) -> tuple[list[ContainerPlan], list[str]]:
+    """The containers of ``plan`` and notes worth telling the user."""
+    notes: list[str] = []
+    llm = plan.service("llm")
+    assert llm.spec.container is not None
+    model_source, model_file = _model_mount(plan, models_dir)
+    shared = {
+        **plan.values,
+        "model_file": model_file,
+        "llm_url": f"http://llm:{llm.spec.container.port}",
+        "llm_container_port": str(llm.spec.container.port),
+        "megaservice_url": "http://megaservice:8888",
+    }
+    wanted_gpus = gpu_count(settings.gpus)
+    plans = []
+    for service in plan.services:
+        if not runs_in_container(service.spec):
+            continue
+        container = service.spec.container
+        assert container is not None
+        use_gpu = service.spec.needs_gpu and wanted_gpus is not None
+        values = {**shared, "gpu_layers": "999" if use_gpu else "0"}
+        image_template = container.gpu_image if use_gpu and container.gpu_image else \
+            container.image
+        if "{tei_gpu_tag}" in image_template:
+            tag = _tei_tag(gpus)
+            if tag is None:
+                notes.append(f"the {service.name} service runs on the CPU: Text Embeddings "
+                             f"Inference has no GPU build for {_describe_gpu(gpus)}")
+                image_template = container.image
+            values["tei_gpu_tag"] = tag or ""
+        image = settings.images.get(service.name) or image_template.format_map(values)
+        mounts = []
+        if container.models_mount:
+            source = model_source if service.spec.role is Role.LLM else models_dir
+            mounts.append(Mount(str(source), container.models_mount))
+        if container.mounts_project:
+            mounts.append(Mount(str(Path(opea.__file__).parent), PROJECT_MOUNT))
+        plans.append(ContainerPlan(
+            service=service.name,
+            name=f"opea-chat-{session}-{service.name}",
+            image=image,
+            command=render(container.command, values),
+            entrypoint=list(container.entrypoint) if container.entrypoint else None,
+            environment={key: value.format_map(values) for key, value in container.environment},
+            container_port=container.port,
+            host_port=service.port,
+            labels={**session_labels(session, home), LABEL_SERVICE: service.name},
+            mounts=mounts,
+            gpu_count=wanted_gpus if use_gpu else None,
+            shm_size=container.shm_size,
+        ))
+    return plans, notes
+
+
+def _tei_tag(gpus: GpuReport) -> str | None:
+    if not gpus.gpus:
+        return None
+    return tei_gpu_tag(gpus.gpus[0].compute_capability)
+
+
+def _describe_gpu(gpus: GpuReport) -> str:
+    if not gpus.gpus:
+        return "an unknown GPU"
+    gpu = gpus.gpus[0]
+    return f"{gpu.name} (compute capability {gpu.compute_capability[0]}." \
+           f"{gpu.compute_capability[1]})"
+
+
+def check_gpu_request(containers: list[ContainerPlan], gpus: GpuReport,
+                      nvidia_runtime: bool) -> None:
+    """Refuse before any pull or start when a container asks for GPUs this machine cannot
+    give it: otherwise the failure would come only after gigabytes of images."""
+    needing = [c.service for c in containers if c.gpu_count is not None]
+    if not needing:
+        return
+    who = " and ".join(needing)
+    if not gpus.usable:
+        raise GpuUnavailableError(
+            f"the {who} service needs an NVIDIA GPU, but none is usable: {gpus.problem}",
+            hint="install the NVIDIA driver, or run on the CPU with --gpus none "
+                 "(or --runtime local)",
+        )
+    if not nvidia_runtime:
+        raise GpuUnavailableError(
+            f"the {who} service needs an NVIDIA GPU, but Docker has no NVIDIA runtime: "
+            "the NVIDIA Container Toolkit is not installed or not configured",
+            hint=TOOLKIT_HINT,
+        )
+    wanted = max(c.gpu_count or 0 for c in containers)
+    if wanted > len(gpus.gpus):
+        raise GpuUnavailableError(
+            f"--gpus {wanted} asks for more GPUs than the {len(gpus.gpus)} this machine has",
+            hint="use --gpus all, or a smaller number",
+        )

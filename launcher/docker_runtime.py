@@ -1,0 +1,207 @@
+"""The docker runtime: OPEA's services as containers through the Docker SDK (docker-py).
+
+One network per session; every container named and labelled (``org.opea-chat.managed``,
+``.session``, ``.service``) so that teardown, ``opea-chat stop`` and a later launch find
+them by label, also after a launcher was killed. A container is recorded as soon as it is
+created, so one that never started (a refused GPU request) is removed too. The app runs as a
+local process, as in the local runtime.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import docker
+import docker.errors
+from docker.models.containers import Container
+from docker.models.networks import Network
+from docker.types import DeviceRequest
+from docker.types import Mount as DockerMount
+
+from launcher.docker_engine import connect, nvidia_runtime_available
+from launcher.docker_plan import (
+    LABEL_HOME,
+    LABEL_MANAGED,
+    TOOLKIT_HINT,
+    ContainerPlan,
+    check_gpu_request,
+    container_plans,
+    home_label,
+    network_name,
+    runs_in_container,
+    session_labels,
+)
+from launcher.errors import GpuUnavailableError, ServiceStartError
+from launcher.gpu import GpuReport, probe_gpus
+from launcher.images import ensure_images
+from launcher.local_runtime import LocalRuntime
+from launcher.paths import Paths
+from launcher.plan import PlannedService, StackPlan
+from launcher.progress import Progress
+from launcher.settings import Settings
+
+STOP_TIMEOUT = 10
+
+
+def new_session_id() -> str:
+    return uuid.uuid4().hex[:8]
+
+
+def _gpu_refused(error: docker.errors.APIError) -> bool:
+    return "could not select device driver" in str(error.explanation or error).lower()
+
+
+class DockerRuntime:
+    name = "docker"
+
+    def __init__(self, settings: Settings, paths: Paths,
+                 client: docker.DockerClient | None = None, gpus: GpuReport | None = None):
+        self.settings = settings
+        self.models_dir = paths.models_dir
+        self.home = home_label(paths.state_dir)
+        self.client = client or connect()
+        self.gpus = gpus if gpus is not None else probe_gpus()
+        self.session = new_session_id()
+        self._local = LocalRuntime(paths.log_dir)
+        self._plans: dict[str, ContainerPlan] = {}
+        self._containers: dict[str, Container] = {}
+        self._network: Network | None = None
+
+    # -- before anything starts --------------------------------------------------------
+
+    def plan_containers(self, plan: StackPlan) -> list[str]:
+        """Work out every container of the session; return notes for the user."""
+        plans, notes = container_plans(plan, self.settings, self.session, self.home,
+                                       self.models_dir, self.gpus)
+        self._plans = {p.service: p for p in plans}
+        return notes
+
+    def prepare(self, plan: StackPlan, progress: Progress) -> None:
+        """Plan the containers, refuse GPU requests that cannot work, get the images."""
+        for note in self.plan_containers(plan):
+            progress.note(note)
+        plans = list(self._plans.values())
+        check_gpu_request(plans, self.gpus, nvidia_runtime_available(self.client))
+        ensure_images(self.client, [p.image for p in plans], self.settings.pull, progress)
+
+    # -- the Runtime interface ---------------------------------------------------------
+
+    def start(self, service: PlannedService, plan: StackPlan) -> None:
+        if not runs_in_container(service.spec):
+            self._local.start(service, plan)
+            return
+        spec = self._plans[service.name]
+        container = self.client.containers.create(
+            spec.image,
+            command=spec.command or None,
+            entrypoint=spec.entrypoint,
+            name=spec.name,
+            labels=spec.labels,
+            environment=spec.environment,
+            ports=spec.ports,
+            mounts=[DockerMount(m.target, m.source, type="bind", read_only=m.read_only)
+                    for m in spec.mounts],
+            device_requests=[DeviceRequest(count=spec.gpu_count, capabilities=[["gpu"]])]
+            if spec.gpu_count is not None else None,
+            shm_size=spec.shm_size,
+            # A tiny init as PID 1 passes SIGTERM on: a server that installs no handler
+            # (OPEA's megaservice) would otherwise ignore it and cost the whole stop timeout.
+            init=True,
+            network=self._ensure_network().name,
+            networking_config={self._ensure_network().name:
+                               self.client.api.create_endpoint_config(aliases=[service.name])},
+            detach=True,
+        )
+        # Recorded before start: a container that never starts must still be removed.
+        self._containers[service.name] = container
+        try:
+            container.start()
+        except docker.errors.APIError as error:
+            if _gpu_refused(error):
+                raise GpuUnavailableError(
+                    f"Docker refused the {service.name} service's GPU request "
+                    f"({error.explanation}): the NVIDIA Container Toolkit is missing or not "
+                    "configured", hint=TOOLKIT_HINT) from error
+            raise ServiceStartError(service.name,
+                                    f"Docker could not start the {service.name} service: "
+                                    f"{error.explanation or error}") from error
+
+    def _ensure_network(self) -> Network:
+        if self._network is None:
+            self._network = self.client.networks.create(
+                network_name(self.session), driver="bridge",
+                labels=session_labels(self.session, self.home))
+        return self._network
+
+    def exit_status(self, service: str) -> str | None:
+        if service not in self._containers:
+            return self._local.exit_status(service)
+        container = self._containers[service]
+        try:
+            container.reload()
+        except docker.errors.NotFound:
+            return "was removed"
+        state: dict[str, Any] = container.attrs.get("State", {})
+        if container.attrs.get("RestartCount", 0) or state.get("Restarting"):
+            return "restarted"
+        if state.get("Status") in ("exited", "dead"):
+            if state.get("OOMKilled"):
+                return "was killed for using too much memory (out of memory)"
+            return f"exited with code {state.get('ExitCode')}"
+        return None
+
+    def log_tail(self, service: str, lines: int = 50) -> str:
+        if service not in self._containers:
+            return self._local.log_tail(service, lines)
+        try:
+            raw: bytes = self._containers[service].logs(tail=lines)
+        except docker.errors.APIError:
+            return ""
+        return raw.decode("utf-8", errors="replace").rstrip()
+
+    def log_location(self, service: str) -> str:
+        if service not in self._containers:
+            return self._local.log_location(service)
+        return f"`docker logs {self._plans[service].name}`"
+
+    def records(self) -> list[dict[str, Any]]:
+        containers = [{"name": name, "container": c.name, "id": c.id,
+                       "session": self.session} for name, c in self._containers.items()]
+        return containers + self._local.records()
+
+    def stop_all(self) -> None:
+        self._local.stop_all()
+        with ThreadPoolExecutor(max_workers=max(1, len(self._containers))) as pool:
+            list(pool.map(remove_container, self._containers.values()))
+        self._containers.clear()
+        if self._network is not None:
+            with contextlib.suppress(docker.errors.NotFound):
+                self._network.remove()
+            self._network = None
+
+
+def remove_container(container: Container) -> None:
+    """Stop (bounded) and remove, whatever state it is in: created, running or exited."""
+    with contextlib.suppress(docker.errors.NotFound):
+        container.reload()
+        if container.status in ("running", "restarting", "paused"):
+            container.stop(timeout=STOP_TIMEOUT)
+        container.remove(force=True)
+
+
+def remove_leftovers(client: docker.DockerClient, home: str) -> list[str]:
+    """Remove every container and network this home's launchers started; return their
+    names. Only call it when no launcher of this home runs."""
+    labels = [f"{LABEL_MANAGED}=true", f"{LABEL_HOME}={home}"]
+    containers = client.containers.list(all=True, filters={"label": labels})
+    with ThreadPoolExecutor(max_workers=max(1, len(containers))) as pool:
+        list(pool.map(remove_container, containers))
+    removed = [container.name for container in containers]
+    for network in client.networks.list(filters={"label": labels}):
+        with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+            network.remove()
+            removed.append(network.name)
+    return removed
