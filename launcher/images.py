@@ -163,8 +163,15 @@ def ensure_images(client: docker.DockerClient, images: list[str], policy: str,
             task = bars.add_task(image, total=sizes[image], layers="")
 
             def show(tracker: PullTracker, task: Any = task, image: str = image) -> None:
+                # The registry's size counts layers already here, which are not
+                # downloaded; once layers download, their own sizes are the better total.
                 bars.update(task, completed=tracker.bytes_done,
-                            total=max(tracker.bytes_total, sizes[image] or 0) or None,
+                            total=tracker.bytes_total or sizes[image],
                             layers=f"layers {tracker.layers_done}/{len(tracker.layers)}")
 
-            show(_pull_one(client, image, show))
+            done = _pull_one(client, image, show)
+            if done.bytes_total:
+                show(done)
+                bars.update(task, completed=done.bytes_total, total=done.bytes_total)
+            else:  # every layer was here already
+                bars.update(task, completed=1, total=1, layers="up to date")
