@@ -18,9 +18,14 @@ def can_open_browser() -> bool:
     return True
 
 
-def open_in_browser(url: str) -> bool:
+def open_in_browser(url: str, wait: float = 0.0) -> bool:
+    """Open ``url`` without blocking; ``wait`` seconds at most for the browser command to
+    be started (for a process about to exit, whose daemon threads would die with it)."""
     if not can_open_browser():
         return False
     # Some browser commands wait for the browser to exit: keep them off the main thread.
-    threading.Thread(target=webbrowser.open, args=(url,), daemon=True).start()
+    opener = threading.Thread(target=webbrowser.open, args=(url,), daemon=True)
+    opener.start()
+    if wait:
+        opener.join(wait)
     return True

@@ -36,16 +36,56 @@ def _launch_flags(args: argparse.Namespace) -> dict[str, Any]:
         "context_size": args.context_size,
         "pull": args.pull,
         "gpus": args.gpus,
+        "idle_timeout": getattr(args, "idle_timeout", None),
         "images": parse_image_flags(args.image) if args.image else None,
     }
 
 
 def cmd_launch(args: argparse.Namespace) -> int:
-    from launcher.launch import launch
-
     paths = resolve_paths()
     settings = load_settings(paths, flags=_launch_flags(args))
+    if args.background:
+        from launcher.background import launch_in_background
+
+        argv = [a for a in sys.argv[1:] if a != "--background"]
+        timeout = (settings.llm_start_timeout + settings.megaservice_start_timeout
+                   + settings.app_start_timeout + 600)  # plus a first model or image pull
+        return launch_in_background(argv, paths, timeout)
+    from launcher.launch import launch
+
     return launch(settings, paths, Progress())
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from launcher.status import show_status
+
+    return show_status(resolve_paths(), args.json)
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    from launcher.logs import show_logs
+
+    return show_logs(resolve_paths(), args.service, args.follow, args.lines)
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    from launcher.terminal_chat import chat
+
+    return chat(resolve_paths(), args.question, args.stats, args.max_tokens)
+
+
+def cmd_shortcut(args: argparse.Namespace) -> int:
+    from launcher import shortcut
+
+    paths = resolve_paths()
+    if args.action == "remove":
+        removed = shortcut.remove(paths)
+        print("\n".join(f"removed {path}" for path in removed) or "No shortcut was installed.")
+        return 0
+    menu = args.menu or not args.desktop
+    for path in shortcut.install(paths, desktop=args.desktop, menu=menu):
+        print(f"installed {path}")
+    return 0
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
@@ -135,7 +175,39 @@ def build_parser() -> argparse.ArgumentParser:
                     "all on Ctrl+C. Flags override OPEA_CHAT_* variables and config.toml.")
     add_stack_options(launch)
     launch.add_argument("--no-browser", action="store_true", help="do not open a browser")
+    launch.add_argument("--idle-timeout", type=float, metavar="MINUTES",
+                        help="stop after this long with no browser tab open (0: never)")
+    launch.add_argument("--background", action="store_true",
+                        help="run detached (as a desktop shortcut does); return once ready")
     launch.set_defaults(func=cmd_launch)
+
+    status = commands.add_parser("status", help="is opea-chat running, and how")
+    status.add_argument("--json", action="store_true", help="print JSON")
+    status.set_defaults(func=cmd_status)
+
+    logs = commands.add_parser("logs", help="the services' logs")
+    logs.add_argument("service", nargs="?", help="one service (default: all)")
+    logs.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
+    logs.add_argument("-n", "--lines", type=int, default=50, metavar="N",
+                      help="lines of the end of each log (default 50)")
+    logs.set_defaults(func=cmd_logs)
+
+    chat = commands.add_parser(
+        "chat", help="chat with the running session in the terminal",
+        description="Ask one question (argument or piped input) or, on a terminal, chat. "
+                    "Ctrl+C stops an answer; Ctrl+C at the prompt or Ctrl+D leaves.")
+    chat.add_argument("question", nargs="?", help="one question; omit for a conversation")
+    chat.add_argument("--stats", action="store_true",
+                      help="print time to first token and tokens per second")
+    chat.add_argument("--max-tokens", type=int, default=512, metavar="N")
+    chat.set_defaults(func=cmd_chat)
+
+    shortcut = commands.add_parser("shortcut", help="a desktop shortcut that launches opea-chat")
+    shortcut.add_argument("action", choices=("install", "remove"))
+    shortcut.add_argument("--desktop", action="store_true", help="on the desktop")
+    shortcut.add_argument("--menu", action="store_true",
+                          help="in the applications menu (the default)")
+    shortcut.set_defaults(func=cmd_shortcut)
 
     commands.add_parser(
         "stop", help="stop the running opea-chat and anything it left behind",
@@ -164,6 +236,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _tell_the_desktop(args: argparse.Namespace, error: OpeaChatError) -> None:
+    """A detached launch has no terminal to print to: show the failure on the desktop."""
+    from launcher.background import is_detached, report_failure
+
+    if args.command == "launch" and is_detached():
+        report_failure(resolve_paths(), error.one_line(), error.details)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -180,6 +260,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"Error: {error.one_line()}", file=sys.stderr)
         if error.details:
             print(f"--- last lines ---\n{error.details}", file=sys.stderr)
+        _tell_the_desktop(args, error)
         return error.exit_code
     except Exception as bug:  # last resort: a bug, not a user error
         if args.debug:

@@ -162,6 +162,13 @@ class DockerRuntime:
             return ""
         return raw.decode("utf-8", errors="replace").rstrip()
 
+    def device(self) -> str:
+        llm = self._plans.get("llm")
+        if llm is None or llm.gpu_count is None or not self.gpus.gpus:
+            return "CPU"
+        return ", ".join(f"{gpu.name} ({gpu.memory_total / 1e9:.0f} GB, "
+                         f"{gpu.memory_free / 1e9:.0f} GB free)" for gpu in self.gpus.gpus)
+
     def log_location(self, service: str) -> str:
         if service not in self._containers:
             return self._local.log_location(service)
@@ -172,11 +179,31 @@ class DockerRuntime:
                        "session": self.session} for name, c in self._containers.items()]
         return containers + self._local.records()
 
+    def stop_service(self, service: str) -> None:
+        container = self._containers.pop(service, None)
+        if container is None:
+            self._local.stop_service(service)
+        else:
+            self._remove(service, container)
+
     def stop_all(self) -> None:
         self._local.stop_all()
         with ThreadPoolExecutor(max_workers=max(1, len(self._containers))) as pool:
-            list(pool.map(remove_container, self._containers.values()))
+            list(pool.map(self._remove, self._containers, self._containers.values()))
         self._containers.clear()
+
+    def _remove(self, service: str, container: Container) -> None:
+        """Stop and remove, keeping the container's log in the log folder first, so that
+        `opea-chat logs` still shows why a service failed after the session is gone."""
+        with contextlib.suppress(docker.errors.APIError):
+            container.stop(timeout=STOP_TIMEOUT)
+        with contextlib.suppress(docker.errors.APIError, OSError):
+            log = self._local.log_dir / f"{service}.log"
+            log.parent.mkdir(parents=True, exist_ok=True)
+            with log.open("ab") as handle:
+                handle.write(f"=== container {container.name}\n".encode())
+                handle.write(container.logs())
+        remove_container(container)
         if self._network is not None:
             with contextlib.suppress(docker.errors.NotFound):
                 self._network.remove()

@@ -63,8 +63,8 @@ class ImageError(OpeaChatError):
     """A container image is missing, cannot be pulled, or the pull was refused."""
 
 
-class AlreadyRunningError(OpeaChatError):
-    """Another opea-chat launcher is running for this home."""
+class ControlError(OpeaChatError):
+    """The running launcher did not answer, or refused, a control request."""
 
 
 # Starting and running services --------------------------------------------------------

@@ -41,6 +41,11 @@ def probe(http: httpx.Client, service: PlannedService) -> bool:
         return False
 
 
+def probe_once(service: PlannedService) -> bool:
+    with httpx.Client(timeout=2.0, trust_env=False) as http:
+        return probe(http, service)
+
+
 def wait_healthy(
     service: PlannedService,
     runtime: Runtime,

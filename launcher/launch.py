@@ -1,25 +1,30 @@
 """The launch sequence: model, runtime, plan, images, start each service once what it waits
 for is healthy (independent ones in parallel), Ready, run, stop.
 
-Whatever happens (a service fails, Ctrl+C, SIGTERM, SIGHUP), everything started is
-stopped before ``launch`` returns or raises.
+Whatever happens (a service fails, Ctrl+C, SIGTERM, SIGHUP, `opea-chat stop`, the app's
+Quit), everything started is stopped before ``launch`` returns or raises.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import queue
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from typing import Any
 
 import psutil
 
 from launcher.browser import open_in_browser
-from launcher.errors import AlreadyRunningError, Interrupted, ModelError, ServiceExitedError
+from launcher.control import ControlRequest, ControlServer
+from launcher.errors import Interrupted, ModelError, OpeaChatError, ServiceExitedError
 from launcher.health import LOG_LINES, wait_healthy
+from launcher.idle import IdleWatch
 from launcher.local_runtime import LocalRuntime
 from launcher.paths import Paths
-from launcher.plan import PlannedService, StackPlan, plan_stack
+from launcher.plan import PlannedService, StackPlan, plan_stack, template_values
 from launcher.ports import is_port_free, pick_free_port
 from launcher.progress import Progress
 from launcher.runtime import Runtime
@@ -34,15 +39,15 @@ WATCH_INTERVAL = 0.25
 TICK = 0.1
 
 
-def prepare_model(settings: Settings, paths: Paths, progress: Progress) -> LocalModel:
+def prepare_model(spec: str, paths: Paths, progress: Progress) -> LocalModel:
     try:
-        return resolve_model(settings.model, paths.models_dir)
+        return resolve_model(spec, paths.models_dir)
     except ModelNotPulledError as missing:
         progress.note(f"First run: {missing.entry.name} is not in {paths.models_dir} yet; "
                       "pulling it now.")
         pull_model(missing.entry.name, paths.models_dir, say=progress.note,
                    show_progress=progress.interactive)
-        return resolve_model(settings.model, paths.models_dir)
+        return resolve_model(spec, paths.models_dir)
 
 
 def make_runtime(name: str, settings: Settings, paths: Paths) -> Runtime:
@@ -53,27 +58,15 @@ def make_runtime(name: str, settings: Settings, paths: Paths) -> Runtime:
     return LocalRuntime(paths.log_dir)
 
 
-def _session_record(runtime: Runtime, plan: StackPlan) -> dict[str, object]:
-    me = psutil.Process()
-    return {
-        "launcher_pid": me.pid,
-        "launcher_create_time": me.create_time(),
-        "runtime": runtime.name,
-        "profile": plan.profile,
-        "model": {"name": plan.model.name, "path": str(plan.model.path),
-                  "format": plan.model.format},
-        "started_at": time.time(),
-        "urls": {service.name: service.url for service in plan.services},
-        "services": runtime.records(),
-    }
-
-
-def start_stack(plan: StackPlan, runtime: Runtime, stop: StopRequest, progress: Progress,
-                paths: Paths) -> None:
-    """Start each service as soon as everything it waits for is healthy; wait for the
-    health of those already started in parallel; fail on the first failure."""
-    healthy: set[str] = set()
-    pending = list(plan.services)
+def start_services(services: list[PlannedService], plan: StackPlan, runtime: Runtime,
+                   stop: StopRequest, progress: Progress,
+                   started: Any = lambda: None) -> None:
+    """Start each service as soon as everything it waits for is healthy (what is not in
+    ``services`` counts as healthy); wait for the health of those already started in
+    parallel; fail on the first failure. ``started`` is called after each start."""
+    names = {service.name for service in services}
+    healthy = {service.name for service in plan.services} - names
+    pending = list(services)
     failed = threading.Event()
 
     def stopping() -> bool:
@@ -87,7 +80,7 @@ def start_stack(plan: StackPlan, runtime: Runtime, stop: StopRequest, progress: 
                     raise Interrupted(f"stopped before starting the {service.name} service")
                 pending.remove(service)
                 runtime.start(service, plan)
-                write_session(paths.session_file, _session_record(runtime, plan))
+                started()
                 progress.waiting(service)
                 waits[pool.submit(wait_healthy, service, runtime, stopping)] = service
             done, _ = wait(waits, timeout=TICK, return_when=FIRST_COMPLETED)
@@ -103,41 +96,161 @@ def start_stack(plan: StackPlan, runtime: Runtime, stop: StopRequest, progress: 
                 healthy.add(service.name)
 
 
-def watch(plan: StackPlan, runtime: Runtime, stop: StopRequest) -> None:
-    """Return when a stop is requested; raise if any service ends on its own."""
-    while not stop.wait(WATCH_INTERVAL):
-        for service in plan.services:
-            status = runtime.exit_status(service.name)
-            if status is not None:
-                raise ServiceExitedError(
-                    service.name,
-                    f"the {service.name} service {status}; the others were stopped",
-                    hint=f"see {runtime.log_location(service.name)}",
-                    details=runtime.log_tail(service.name, LOG_LINES),
-                )
+class Session:
+    """The running stack, from the first start to the last stop: what the session file
+    records, what `status` reports, and the launcher's main loop."""
+
+    def __init__(self, settings: Settings, paths: Paths, plan: StackPlan, runtime: Runtime,
+                 progress: Progress, stop: StopRequest):
+        self.settings = settings
+        self.paths = paths
+        self.plan = plan
+        self.runtime = runtime
+        self.progress = progress
+        self.stop = stop
+        self.started_at = time.time()
+        self.control = ControlServer(self.status, self.request_stop,
+                                     request_timeout=settings.llm_start_timeout + 60)
+        self._lock = threading.Lock()  # the plan changes when the model does
+
+    # -- what other processes see ------------------------------------------------------
+
+    def record(self) -> dict[str, Any]:
+        me = psutil.Process()
+        with self._lock:
+            plan = self.plan
+        return {
+            "launcher_pid": me.pid,
+            "launcher_create_time": me.create_time(),
+            "runtime": self.runtime.name,
+            "profile": plan.profile,
+            "model": {"name": plan.model.name, "path": str(plan.model.path),
+                      "format": plan.model.format},
+            "context_size": self.settings.context_size,
+            "started_at": self.started_at,
+            "urls": {service.name: service.url for service in plan.services},
+            "services": self.runtime.records(),
+            "control": {"port": self.control.port, "token": self.control.token},
+        }
+
+    def save(self) -> None:
+        write_session(self.paths.session_file, self.record())
+
+    def status(self) -> dict[str, Any]:
+        """For `opea-chat status` and the app's model panel (called on another thread)."""
+        from launcher.health import probe_once
+
+        record = self.record()
+        with self._lock:
+            plan = self.plan
+        record.pop("control")
+        by_name = {entry["name"]: entry for entry in record.pop("services")}
+        record["running"] = True
+        record["uptime_s"] = round(time.time() - self.started_at, 1)
+        record["device"] = self.runtime.device()
+        record["services"] = [
+            {"name": service.name, "url": service.url,
+             "healthy": self.runtime.exit_status(service.name) is None
+             and probe_once(service),
+             **{key: value for key, value in by_name.get(service.name, {}).items()
+                if key in ("pid", "container", "id")}}
+            for service in plan.services
+        ]
+        return record
+
+    def request_stop(self, reason: str) -> None:
+        self.stop.set(reason)
+
+    # -- the main loop -----------------------------------------------------------------
+
+    def run(self) -> None:
+        """Until a stop is requested: carry out control requests, shut down when idle,
+        and fail if any service ends on its own."""
+        idle = IdleWatch(self.plan.service("app").port, self.settings.idle_timeout)
+        while not self.stop.wait(WATCH_INTERVAL):
+            self._carry_out_requests()
+            for service in self.plan.services:
+                status = self.runtime.exit_status(service.name)
+                if status is not None:
+                    raise ServiceExitedError(
+                        service.name,
+                        f"the {service.name} service {status}; the others were stopped",
+                        hint=f"see {self.runtime.log_location(service.name)}",
+                        details=self.runtime.log_tail(service.name, LOG_LINES),
+                    )
+            if idle.expired():
+                self.stop.set(f"no browser tab for {self.settings.idle_timeout:g} min")
+
+    def _carry_out_requests(self) -> None:
+        while True:
+            try:
+                request = self.control.requests.get_nowait()
+            except queue.Empty:
+                return
+            self._answer(request)
+
+    def _answer(self, request: ControlRequest) -> None:
+        try:
+            if request.action != "switch-model":
+                raise OpeaChatError(f"unknown request {request.action!r}")
+            request.reply.set_result(self.switch_model(request.argument))
+        except OpeaChatError as error:
+            request.reply.set_exception(error)
+
+    def switch_model(self, spec: str) -> dict[str, Any]:
+        """Restart only the LLM service with another model; on failure, bring the old
+        one back. The app's conversations live in its own store and are not touched."""
+        old = self.plan
+        model = prepare_model(spec, self.paths, self.progress)
+        if model.path == old.model.path:
+            return {"model": model.name, "changed": False}
+        new = dataclasses.replace(old, model=model,
+                                  values=template_values(self.settings, model))
+        self.progress.note(f"Switching the model to {model.name} ({model.path}) ...")
+        self.runtime.stop_service("llm")
+        try:
+            self._start_llm(new)
+        except OpeaChatError as error:
+            self.progress.note(f"{model.name} did not start ({error.message}); "
+                               f"going back to {old.model.name}")
+            self.runtime.stop_service("llm")
+            self._start_llm(old)
+            raise
+        return {"model": model.name, "changed": True}
+
+    def _start_llm(self, plan: StackPlan) -> None:
+        self.runtime.prepare(plan, self.progress)
+        with self._lock:
+            self.plan = plan
+        start_services([plan.service("llm")], plan, self.runtime, self.stop, self.progress,
+                       started=self.save)
+        self.save()
 
 
-def _claim_home(paths: Paths, progress: Progress) -> None:
-    """One launcher per home: refuse if one runs; clear what a killed one left."""
+def _claim_home(paths: Paths, settings: Settings, progress: Progress) -> bool:
+    """One launcher per home. True when one already runs (its app is then opened);
+    otherwise clear what a killed one left and return False."""
     record = read_session(paths.session_file)
     launcher = running_launcher(record)
     if launcher is not None and launcher.pid != os.getpid():
         assert record is not None
-        raise AlreadyRunningError(
-            f"opea-chat is already running (launcher PID {launcher.pid}) at "
-            f"{record.get('urls', {}).get('app', '?')}",
-            hint="use that one, or stop it with `opea-chat stop`",
-        )
+        url = record.get("urls", {}).get("app", "?")
+        progress.note(f"opea-chat is already running (launcher PID {launcher.pid}): {url}")
+        if settings.open_browser and open_in_browser(url):
+            progress.note("Opened it in the browser.")
+        return True
     left = reap_leftovers(paths, record)
     if left:
         progress.note("Removed what an earlier launcher left running: " + ", ".join(left))
+    return False
 
 
 def launch(settings: Settings, paths: Paths, progress: Progress) -> int:
     with stop_on_signals() as stop, progress:
-        _claim_home(paths, progress)
+        if _claim_home(paths, settings, progress):
+            return 0
         try:
-            model = prepare_model(settings, paths, progress)
+            model = prepare_model(settings.model, paths, progress)
         except ModelError:
             # Ctrl+C reaches pip too (same terminal), which then fails the pull.
             if stop():
@@ -151,20 +264,25 @@ def launch(settings: Settings, paths: Paths, progress: Progress) -> int:
                       f"model: {model.name} ({model.path}); logs: {paths.log_dir}")
         for note in plan.notes:
             progress.note(note)
+        session = Session(settings, paths, plan, runtime, progress, stop)
+        session.control.start()
         try:
+            session.save()
             runtime.prepare(plan, progress)
             if stop():
                 raise Interrupted("stopped before anything was started")
-            start_stack(plan, runtime, stop, progress, paths)
+            start_services(list(plan.services), plan, runtime, stop, progress,
+                           started=session.save)
             app_url = plan.service("app").url
             progress.ready(app_url)
             if settings.open_browser and not open_in_browser(app_url):
                 progress.note("No display found: open the address above in a browser.")
-            watch(plan, runtime, stop)
+            session.run()
             progress.note(f"Stopping ({stop.signal_name}) ...")
         finally:
             progress.stop_waiting()
             runtime.stop_all()
+            session.control.close()
             remove_session(paths.session_file)
         progress.note("Stopped: every service opea-chat started has ended.")
         return 0

@@ -84,11 +84,20 @@ class LocalRuntime:
     def log_tail(self, service: str, lines: int = 50) -> str:
         return log_tail(self._children[service].log_path, lines)
 
+    def device(self) -> str:
+        # The local runtime's llama.cpp serves on the CPU (no GPU layers are offloaded).
+        return f"CPU ({os.cpu_count() or 1} cores)"
+
     def log_location(self, service: str) -> str:
         return str(self.log_dir / f"{service}.log")
 
     def records(self) -> list[dict[str, Any]]:
         return [child.record() for child in self._children.values()]
+
+    def stop_service(self, service: str) -> None:
+        child = self._children.pop(service, None)
+        if child is not None:
+            stop_child(child)
 
     def stop_all(self) -> None:
         for name in reversed(list(self._children)):

@@ -28,8 +28,14 @@ class Runtime(Protocol):
 
     def log_location(self, service: str) -> str: ...
 
+    def device(self) -> str:
+        """Where the model runs, in words ("CPU, 16 threads", "NVIDIA H200, 141 GB")."""
+
     def records(self) -> list[dict[str, Any]]:
         """What was started, for the session file (PIDs or container ids)."""
+
+    def stop_service(self, service: str) -> None:
+        """Stop and forget one service (to start it again with another model, say)."""
 
     def stop_all(self) -> None:
         """Stop everything this runtime started, newest first. Safe to call twice."""

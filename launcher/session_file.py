@@ -1,7 +1,8 @@
 """The session file: what the running launcher started, so other commands can find it.
 
 Written atomically (temporary file, then rename) after each service starts, so a launcher
-killed at any moment leaves a file that names everything it had started.
+killed at any moment leaves a file that names everything it had started. It holds the
+control channel's token, so only its owner may read it (mode 0600).
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from typing import Any
 def write_session(path: Path, record: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(json.dumps(record, indent=2), encoding="utf-8")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.write(json.dumps(record, indent=2))
     temporary.replace(path)
 
 

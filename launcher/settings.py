@@ -46,6 +46,8 @@ class Settings:
     megaservice_start_timeout: float = 60.0
     app_start_timeout: float = 60.0
     open_browser: bool = True
+    # Minutes without any browser tab on the app before the launcher stops (0: never).
+    idle_timeout: float = 0.0
     # Docker runtime
     pull: str = "missing"
     gpus: str = "all"
@@ -117,6 +119,8 @@ def _validate(values: dict[str, Any], sources: dict[str, str]) -> None:
     for name in ("llm_start_timeout", "megaservice_start_timeout", "app_start_timeout"):
         if values[name] <= 0:
             raise fail(name, "a timeout must be more than 0 seconds")
+    if values["idle_timeout"] < 0:
+        raise fail("idle_timeout", "use 0 to never stop, or a number of minutes")
     if values["llm_threads"] < 0:
         raise fail("llm_threads", "use 0 for all cores, or a positive number")
     if values["context_size"] < 256:

@@ -24,8 +24,9 @@ class StopRequest:
     def __call__(self) -> bool:
         return self._event.is_set()
 
-    def set(self, signal_name: str) -> None:
-        self.signal_name = self.signal_name or signal_name
+    def set(self, reason: str) -> None:
+        """``reason``: the signal's name, or what else asked to stop."""
+        self.signal_name = self.signal_name or reason
         self._event.set()
 
     def wait(self, timeout: float) -> bool:

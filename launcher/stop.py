@@ -15,7 +15,8 @@ from typing import Any
 
 import psutil
 
-from launcher.errors import OpeaChatError
+from launcher.control import ControlClient
+from launcher.errors import ControlError, OpeaChatError
 from launcher.paths import Paths
 from launcher.progress import Progress
 from launcher.session_file import read_session, remove_session
@@ -86,12 +87,27 @@ def reap_leftovers(paths: Paths, record: dict[str, Any] | None) -> list[str]:
     return ended
 
 
+def ask_to_stop(launcher: psutil.Process, record: dict[str, Any] | None) -> None:
+    """Through the control channel where it answers, else by SIGTERM to the recorded PID
+    (the launcher treats both alike)."""
+    client = ControlClient.from_session(record)
+    if client is not None:
+        try:
+            client.shutdown("opea-chat stop")
+            return
+        except ControlError:
+            pass
+        finally:
+            client.close()
+    launcher.send_signal(signal.SIGTERM)
+
+
 def stop(paths: Paths, progress: Progress) -> int:
     record = read_session(paths.session_file)
     launcher = running_launcher(record)
     if launcher is not None:
         progress.note(f"Stopping the launcher (PID {launcher.pid}) ...")
-        launcher.send_signal(signal.SIGTERM)
+        ask_to_stop(launcher, record)
         deadline = time.monotonic() + LAUNCHER_STOP_TIMEOUT
         while launcher.is_running() and launcher.status() != psutil.STATUS_ZOMBIE \
                 and time.monotonic() < deadline:

@@ -36,6 +36,12 @@ class CommandRuntime:
     def log_tail(self, service: str, lines: int = 50) -> str:
         return log_tail(self.children[service].log_path, lines)
 
+    def device(self) -> str:
+        return "CPU"
+
+    def stop_service(self, service: str) -> None:
+        stop_child(self.children.pop(service))
+
     def log_location(self, service: str) -> str:
         return str(self.children[service].log_path)
 

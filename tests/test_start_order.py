@@ -13,8 +13,7 @@ import pytest
 from rich.console import Console
 
 from launcher.errors import ServiceExitedError
-from launcher.launch import start_stack
-from launcher.paths import Paths
+from launcher.launch import start_services
 from launcher.plan import PlannedService, StackPlan
 from launcher.ports import pick_free_port
 from launcher.progress import Progress
@@ -61,10 +60,6 @@ def stack(*services: PlannedService) -> StackPlan:
                      model=LocalModel("m", Path("/m.gguf"), 1))
 
 
-def paths(tmp_path: Path) -> Paths:
-    return Paths(tmp_path, tmp_path, tmp_path, tmp_path / "state", tmp_path / "logs")
-
-
 def test_independent_services_start_together_and_dependants_wait(tmp_path: Path) -> None:
     slow, quick = service("slow"), service("quick")
     last = service("last", waits_for=("slow", "quick"))
@@ -73,7 +68,8 @@ def test_independent_services_start_together_and_dependants_wait(tmp_path: Path)
                                 "last": http_server(last.port)}, tmp_path)
     progress = RecordingProgress()
     try:
-        start_stack(stack(slow, quick, last), runtime, StopRequest(), progress, paths(tmp_path))
+        plan = stack(slow, quick, last)
+        start_services(list(plan.services), plan, runtime, StopRequest(), progress)
     finally:
         runtime.stop_all()
     assert runtime.started["quick"] < progress.healthy_at["slow"]  # did not wait for slow
@@ -91,8 +87,8 @@ def test_the_first_failure_ends_the_other_waits(tmp_path: Path) -> None:
     started = time.monotonic()
     try:
         with pytest.raises(ServiceExitedError) as caught:
-            start_stack(stack(crashing, hanging), runtime, StopRequest(), RecordingProgress(),
-                        paths(tmp_path))
+            plan = stack(crashing, hanging)
+            start_services(list(plan.services), plan, runtime, StopRequest(), RecordingProgress())
     finally:
         runtime.stop_all()
     assert caught.value.service == "crashing"

@@ -1,0 +1,167 @@
+"""The control channel: a small HTTP server the running launcher owns.
+
+It listens on 127.0.0.1 on a random port and answers only requests that carry a random
+token; port and token live in the session file, which only the user can read. The CLI
+(`status`, `stop`) and the app (Quit, model switch) use it through ``ControlClient``.
+
+Requests that change the stack (switch the model) are carried out by the launcher's main
+loop, never on the server's thread: the server queues them and waits for the answer.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import queue
+import secrets
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import httpx
+
+from launcher.errors import ControlError, OpeaChatError
+from launcher.ports import HOST
+
+STATUS_PATH = "/v1/status"
+SHUTDOWN_PATH = "/v1/shutdown"
+MODEL_PATH = "/v1/model"
+
+
+@dataclass
+class ControlRequest:
+    """Work for the launcher's main loop; ``reply`` gets its result or its error."""
+
+    action: str
+    argument: str
+    reply: Future[dict[str, Any]] = field(default_factory=Future)
+
+
+class ControlServer:
+    def __init__(self, status: Callable[[], dict[str, Any]],
+                 shutdown: Callable[[str], None], request_timeout: float):
+        self.token = secrets.token_urlsafe(32)
+        self.requests: queue.Queue[ControlRequest] = queue.Queue()
+        self._status = status
+        self._shutdown = shutdown
+        self._request_timeout = request_timeout
+        self._server = ThreadingHTTPServer((HOST, 0), self._handler_class())
+        self._server.daemon_threads = True
+        self.port: int = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever,
+                                        kwargs={"poll_interval": 0.2}, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        control = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: object) -> None:
+                pass  # requests carry the token in a header; keep them out of logs
+
+            def _reply(self, status: int, body: dict[str, Any]) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _authorised(self) -> bool:
+                given = self.headers.get("Authorization", "").removeprefix("Bearer ")
+                if hmac.compare_digest(given.encode(), control.token.encode()):
+                    return True
+                self._reply(401, {"error": "missing or wrong token"})
+                return False
+
+            def do_GET(self) -> None:
+                if not self._authorised():
+                    return
+                if self.path == STATUS_PATH:
+                    self._reply(200, control._status())
+                else:
+                    self._reply(404, {"error": f"no {self.path} here"})
+
+            def do_POST(self) -> None:
+                if not self._authorised():
+                    return
+                length = int(self.headers.get("Content-Length") or 0)
+                try:
+                    body = json.loads(self.rfile.read(length) or b"{}")
+                except ValueError:
+                    self._reply(400, {"error": "the body is not JSON"})
+                    return
+                if self.path == SHUTDOWN_PATH:
+                    control._shutdown(str(body.get("reason") or "a stop request"))
+                    self._reply(202, {"stopping": True})
+                elif self.path == MODEL_PATH and isinstance(body.get("model"), str):
+                    self._carry_out(ControlRequest("switch-model", body["model"]))
+                elif self.path == MODEL_PATH:
+                    self._reply(400, {"error": 'send {"model": NAME}'})
+                else:
+                    self._reply(404, {"error": f"no {self.path} here"})
+
+            def _carry_out(self, request: ControlRequest) -> None:
+                control.requests.put(request)
+                try:
+                    result = request.reply.result(timeout=control._request_timeout)
+                except OpeaChatError as error:
+                    self._reply(409, {"error": error.one_line()})
+                except TimeoutError:
+                    self._reply(504, {"error": "the launcher did not finish in time"})
+                else:
+                    self._reply(200, result)
+
+        return Handler
+
+
+class ControlClient:
+    """The CLI's and the app's end of the channel, from a session file's record."""
+
+    def __init__(self, port: int, token: str, timeout: float = 5.0):
+        self.base_url = f"http://{HOST}:{port}"
+        self._http = httpx.Client(base_url=self.base_url, timeout=timeout, trust_env=False,
+                                  headers={"Authorization": f"Bearer {token}"})
+
+    @classmethod
+    def from_session(cls, record: dict[str, Any] | None,
+                     timeout: float = 5.0) -> ControlClient | None:
+        control = (record or {}).get("control")
+        if not control:
+            return None
+        return cls(int(control["port"]), str(control["token"]), timeout)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _call(self, method: str, path: str, body: dict[str, Any] | None = None,
+              timeout: float | None = None) -> dict[str, Any]:
+        try:
+            response = self._http.request(method, path, json=body,
+                                          timeout=timeout or self._http.timeout)
+        except httpx.HTTPError as error:
+            raise ControlError(f"the running launcher did not answer ({type(error).__name__})",
+                               hint="it may have been killed: `opea-chat stop` cleans up"
+                               ) from error
+        answer: dict[str, Any] = response.json()
+        if response.is_error:
+            raise ControlError(str(answer.get("error") or f"HTTP {response.status_code}"))
+        return answer
+
+    def status(self) -> dict[str, Any]:
+        return self._call("GET", STATUS_PATH)
+
+    def shutdown(self, reason: str) -> None:
+        self._call("POST", SHUTDOWN_PATH, {"reason": reason})
+
+    def switch_model(self, model: str, timeout: float) -> dict[str, Any]:
+        return self._call("POST", MODEL_PATH, {"model": model}, timeout=timeout)
