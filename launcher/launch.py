@@ -236,7 +236,7 @@ def _claim_home(paths: Paths, settings: Settings, progress: Progress) -> bool:
         assert record is not None
         url = record.get("urls", {}).get("app", "?")
         progress.note(f"opea-chat is already running (launcher PID {launcher.pid}): {url}")
-        if settings.open_browser and open_in_browser(url):
+        if settings.open_browser and open_in_browser(url, wait=5.0):
             progress.note("Opened it in the browser.")
         return True
     left = reap_leftovers(paths, record)

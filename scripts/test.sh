@@ -10,7 +10,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/install.sh --test
-scripts/apt-install.sh docker.io docker-registry mmdebstrap docker-compose
+scripts/apt-install.sh docker.io docker-registry mmdebstrap docker-compose desktop-file-utils \
+    xdg-user-dirs
 
 scripts/docker-engine.sh start
 trap 'scripts/docker-engine.sh stop' EXIT
