@@ -70,7 +70,7 @@ def test_status_tells_what_runs_where(running: Launched) -> None:
 
 
 def test_logs_of_one_service_and_of_all(running: Launched) -> None:
-    llm_port = read_session(running.home / "state" / "session.json")["urls"]["llm"]
+    llm_port = running.session()["urls"]["llm"]
     one = cli(running.home, "logs", "llm", "-n", "500")
     assert one.returncode == 0
     assert f"Uvicorn running on {llm_port}" in one.stdout
@@ -130,7 +130,7 @@ def test_ctrl_c_stops_an_answer_and_a_second_leaves(running: Launched) -> None:
 def test_the_control_channel_answers_only_its_token(running: Launched) -> None:
     session_file = running.home / "state" / "session.json"
     assert stat.S_IMODE(session_file.stat().st_mode) == 0o600
-    port = read_session(session_file)["control"]["port"]
+    port = running.session()["control"]["port"]
     for headers in ({}, {"Authorization": "Bearer wrong"}):
         response = httpx.get(f"http://127.0.0.1:{port}/v1/status", headers=headers)
         assert response.status_code == 401
@@ -180,7 +180,7 @@ def test_a_second_launch_opens_the_running_one(running: Launched, tmp_path: Path
     browser.write_text(f'#!/bin/sh\necho "$1" >> {opened}\n')
     browser.chmod(0o755)
     result = cli(running.home, "launch", env={"BROWSER": str(browser)})
-    app_url = read_session(running.home / "state" / "session.json")["urls"]["app"]
+    app_url = running.session()["urls"]["app"]
     assert result.returncode == 0, result.stderr
     assert f"opea-chat is already running (launcher PID {running.process.pid}): {app_url}" \
         in result.stdout
