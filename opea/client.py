@@ -8,7 +8,7 @@ an answer have flowed.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -130,7 +130,7 @@ class OpeaClient:
         return ChatResult(text=text, usage=body.get("usage") or {})
 
     def chat_stream(self, messages: str | Sequence[Message], params: ChatParams | None = None
-                    ) -> Iterator[str]:
+                    ) -> Generator[str, None, None]:
         """Yield the answer's text as it arrives. Closing the generator closes the HTTP
         stream, which is how a caller stops generation upstream."""
         decoder = StreamDecoder()
