@@ -37,12 +37,14 @@ def prepare_model(settings: Settings, paths: Paths, progress: Progress) -> Local
         return resolve_model(settings.model, paths.models_dir)
 
 
-def _session_record(runtime: Runtime, plan: StackPlan) -> dict[str, object]:
+def _session_record(runtime: Runtime, plan: StackPlan, settings: Settings) -> dict[str, object]:
     return {
         "launcher_pid": os.getpid(),
         "runtime": runtime.name,
         "profile": plan.profile,
         "model": {"name": plan.model.name, "path": str(plan.model.path)},
+        # The chat app fits each conversation into this many tokens.
+        "context_size": settings.context_size,
         "started_at": time.time(),
         "urls": {service.name: service.url for service in plan.services},
         "services": runtime.records(),
@@ -50,13 +52,13 @@ def _session_record(runtime: Runtime, plan: StackPlan) -> dict[str, object]:
 
 
 def start_stack(plan: StackPlan, runtime: Runtime, stop: StopRequest, progress: Progress,
-                paths: Paths) -> None:
+                paths: Paths, settings: Settings) -> None:
     """Start the services in plan order, each once what it waits for is healthy."""
     for service in plan.services:
         if stop():
             raise Interrupted(f"stopped before starting the {service.name} service")
         runtime.start(service, plan)
-        write_session(paths.session_file, _session_record(runtime, plan))
+        write_session(paths.session_file, _session_record(runtime, plan, settings))
         with progress.waiting(service) as tick:
             seconds = wait_healthy(service, runtime, stop, tick)
         progress.healthy(service, seconds)
@@ -94,7 +96,7 @@ def launch(settings: Settings, paths: Paths, progress: Progress) -> int:
         progress.note(f"Runtime: {runtime.name}; model: {model.name} ({model.path}); "
                       f"logs: {paths.log_dir}")
         try:
-            start_stack(plan, runtime, stop, progress, paths)
+            start_stack(plan, runtime, stop, progress, paths, settings)
             app_url = plan.service("app").url
             progress.ready(app_url)
             if settings.open_browser and not open_in_browser(app_url):
