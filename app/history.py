@@ -74,6 +74,16 @@ MIGRATIONS: tuple[str, ...] = (
         value TEXT NOT NULL
     );
     """,
+    # 2: answers to identical temperature-0 requests, and which messages came from there.
+    """
+    ALTER TABLE messages ADD COLUMN cached INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE answer_cache (
+        key TEXT PRIMARY KEY,
+        answer TEXT NOT NULL,
+        completion_tokens INTEGER,
+        created_at REAL NOT NULL
+    );
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -103,6 +113,7 @@ class Message:
     first_token_seconds: float | None = None
     tokens_per_second: float | None = None
     left_out: int = 0
+    cached: bool = False
 
 
 @dataclass(frozen=True)
@@ -123,6 +134,13 @@ class AnswerMeta:
     first_token_seconds: float | None = None
     tokens_per_second: float | None = None
     left_out: int = 0
+    cached: bool = False
+
+
+@dataclass(frozen=True)
+class CachedAnswer:
+    answer: str
+    completion_tokens: int | None
 
 
 def params_to_json(params: ChatParams) -> str:
@@ -152,6 +170,7 @@ def _message(row: sqlite3.Row) -> Message:
         completion_tokens=row["completion_tokens"],
         first_token_seconds=row["first_token_seconds"],
         tokens_per_second=row["tokens_per_second"], left_out=row["left_out"],
+        cached=bool(row["cached"]),
     )
 
 
@@ -266,6 +285,8 @@ class History:
         for number in range(version + 1, SCHEMA_VERSION + 1):
             connection.execute("BEGIN IMMEDIATE")
             try:
+                # Statement by statement: executescript() would commit on its own, and a
+                # migration must apply whole or not at all. (No ';' inside the SQL text.)
                 for statement in MIGRATIONS[number - 1].split(";"):
                     if statement.strip():
                         connection.execute(statement)
@@ -379,11 +400,12 @@ class History:
             cursor = connection.execute(
                 "INSERT INTO messages (conversation_id, role, content, created_at, model, "
                 "params, status, error, completion_tokens, first_token_seconds, "
-                "tokens_per_second, left_out) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "tokens_per_second, left_out, cached) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (conversation_id, role, text, now, meta.model,
                  params_to_json(meta.params) if meta.params else None, meta.status,
                  meta.error, meta.completion_tokens, meta.first_token_seconds,
-                 meta.tokens_per_second, meta.left_out))
+                 meta.tokens_per_second, meta.left_out, meta.cached))
             connection.execute("UPDATE conversations SET updated_at = ? WHERE id = ?",
                                (now, conversation_id))
             if retitle:
@@ -429,11 +451,12 @@ class History:
             connection.executemany(
                 "INSERT INTO messages (conversation_id, role, content, created_at, model, "
                 "params, status, error, completion_tokens, first_token_seconds, "
-                "tokens_per_second, left_out) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "tokens_per_second, left_out, cached) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [(new_id, m.role, m.content, m.created_at, m.model,
                   params_to_json(m.params) if m.params else None, m.status, m.error,
-                  m.completion_tokens, m.first_token_seconds, m.tokens_per_second, m.left_out)
-                 for m in messages])
+                  m.completion_tokens, m.first_token_seconds, m.tokens_per_second, m.left_out,
+                  m.cached) for m in messages])
             row = connection.execute("SELECT * FROM conversations WHERE id = ?",
                                      (new_id,)).fetchone()
             return _conversation(row)
@@ -472,3 +495,24 @@ class History:
                 "INSERT INTO settings (key, value) VALUES (?, ?) "
                 "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                 (key, json.dumps(value)))
+
+    # The answer cache ---------------------------------------------------------------
+
+    def cached_answer(self, key: str) -> CachedAnswer | None:
+        with self._transaction(write=False) as connection:
+            row = connection.execute("SELECT answer, completion_tokens FROM answer_cache "
+                                     "WHERE key = ?", (key,)).fetchone()
+            return CachedAnswer(row["answer"], row["completion_tokens"]) if row else None
+
+    def cache_answer(self, key: str, answer: str, completion_tokens: int | None) -> None:
+        with self._transaction() as connection:
+            connection.execute(
+                "INSERT INTO answer_cache (key, answer, completion_tokens, created_at) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT(key) DO UPDATE SET answer = excluded.answer, "
+                "completion_tokens = excluded.completion_tokens, "
+                "created_at = excluded.created_at",
+                (key, answer, completion_tokens, time.time()))
+
+    def clear_answer_cache(self) -> int:
+        with self._transaction() as connection:
+            return connection.execute("DELETE FROM answer_cache").rowcount

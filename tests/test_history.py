@@ -18,8 +18,10 @@ import pytest
 
 from app.history import (
     DEFAULT_TITLE,
+    MIGRATIONS,
     SCHEMA_VERSION,
     AnswerMeta,
+    CachedAnswer,
     History,
     set_aside,
 )
@@ -141,6 +143,37 @@ def test_templates_and_settings_are_kept(db: Path) -> None:
     assert reopened.setting("missing", 3) == 3
     reopened.delete_template("pirate")
     assert [t.name for t in reopened.templates()] == ["Pirate"]
+
+
+def test_a_version_1_file_is_upgraded_in_place_keeping_its_conversations(db: Path) -> None:
+    db.parent.mkdir(parents=True)
+    with sqlite3.connect(db) as connection:  # the file as opea-chat's first schema left it
+        for statement in MIGRATIONS[0].split(";"):
+            connection.execute(statement)
+        connection.execute("PRAGMA user_version = 1")
+        connection.execute("INSERT INTO conversations (title, params, created_at, updated_at) "
+                           "VALUES ('old talk', '{}', 1.0, 2.0)")
+        connection.execute("INSERT INTO messages (conversation_id, role, content, created_at, "
+                           "status) VALUES (1, 'assistant', 'old answer', 1.5, 'stopped')")
+    history = History(db)
+    assert history.schema_version() == SCHEMA_VERSION == 2
+    [conversation] = history.conversations()
+    assert (conversation.title, conversation.params) == ("old talk", ChatParams())
+    [message] = history.messages(conversation.id)
+    assert (message.content, message.status, message.cached) == ("old answer", "stopped",
+                                                                 False)
+    history.cache_answer("key", "cached text", 2)  # the new table exists
+    assert history.cached_answer("key") == CachedAnswer("cached text", 2)
+
+
+def test_answers_are_cached_by_key(db: Path) -> None:
+    history = History(db)
+    assert history.cached_answer("k") is None
+    history.cache_answer("k", "one", 1)
+    history.cache_answer("k", "two", 2)
+    assert history.cached_answer("k") == CachedAnswer("two", 2)
+    assert history.clear_answer_cache() == 1
+    assert history.cached_answer("k") is None
 
 
 # Failures ---------------------------------------------------------------------------
