@@ -21,7 +21,7 @@ from opea.client import ChatParams
 FORMAT = "opea-chat"
 VERSION = 1
 STATUSES = ("complete", "stopped", "failed")
-MAX_IMPORT_BYTES = 50 * 1024 * 1024
+MAX_IMPORT_BYTES = 50_000_000
 
 Exported = tuple[Conversation, list[Message]]
 

@@ -51,7 +51,7 @@ def stack_info(environ: Mapping[str, str] | None = None,
     context = session.get("context_size")
     megaservice = env.get(MEGASERVICE_URL_VARIABLE) or urls.get("megaservice") \
         or DEFAULT_MEGASERVICE_URL
-    urls.setdefault("megaservice", megaservice)
+    urls["megaservice"] = megaservice  # the address this app was started to use
     return StackInfo(
         megaservice_url=megaservice,
         runtime=session.get("runtime"),
