@@ -96,6 +96,7 @@ class Conversation:
     params: ChatParams
     created_at: float
     updated_at: float
+    message_count: int = 0
 
 
 @dataclass(frozen=True)
@@ -159,7 +160,10 @@ def params_from_json(text: str | None) -> ChatParams | None:
 def _conversation(row: sqlite3.Row) -> Conversation:
     return Conversation(id=row["id"], title=row["title"], system_prompt=row["system_prompt"],
                         params=params_from_json(row["params"]) or ChatParams(),
-                        created_at=row["created_at"], updated_at=row["updated_at"])
+                        created_at=row["created_at"], updated_at=row["updated_at"],
+                        # Only listings count messages (a Row's "in" tests values, not names).
+                        message_count=row["message_count"] if "message_count" in row.keys()  # noqa: SIM118
+                        else 0)
 
 
 def _message(row: sqlite3.Row) -> Message:
@@ -328,7 +332,8 @@ class History:
         needle = search.strip().casefold()
         with self._transaction(write=False) as connection:
             rows = connection.execute(
-                "SELECT * FROM conversations c WHERE deleted_at IS NULL AND (? = '' "
+                "SELECT *, (SELECT count(*) FROM messages m WHERE m.conversation_id = c.id) "
+                "AS message_count FROM conversations c WHERE deleted_at IS NULL AND (? = '' "
                 "OR instr(casefold(title), ?) > 0 OR EXISTS (SELECT 1 FROM messages m "
                 "WHERE m.conversation_id = c.id AND instr(casefold(m.content), ?) > 0)) "
                 "ORDER BY updated_at DESC, id DESC",

@@ -81,9 +81,10 @@ def history_problem(error: HistoryError, unsaved: str | None = None) -> None:
         st.session_state.clear()
         st.session_state[NOTICE] = f"Started a fresh history; the old file is kept as {kept}"
 
-    st.button("Start a fresh history", type="primary", on_click=start_fresh,
+    st.button("Start a fresh history", key="fresh_history", type="primary",
+              on_click=start_fresh,
               help="Moves the current file aside (nothing is deleted) and starts a new one")
-    st.button("Try again", on_click=open_history.clear)
+    st.button("Try again", key="retry_history", on_click=open_history.clear)
     st.stop()
 
 
@@ -106,13 +107,14 @@ def sidebar(history: History, info: StackInfo, conversation: Conversation,
             last_speed: float | None) -> None:
     state = st.session_state
     with st.sidebar:
-        st.button("New conversation", icon=":material/add:", shortcut=NEW_CONVERSATION_SHORTCUT,
+        st.button("New conversation", key="new", icon=":material/add:",
+                  shortcut=NEW_CONVERSATION_SHORTCUT,
                   on_click=page_state.new_conversation, args=(history, state),
                   use_container_width=True)
         search = st.text_input("Search conversations", key="search",
                                placeholder="Search conversations", icon=":material/search:",
                                label_visibility="collapsed")
-        found = history.conversations(search)
+        found = page_state.listed(history.conversations(search), conversation.id)
         if search and not found:
             st.caption("No conversation contains that text.")
         for item in found:
@@ -121,7 +123,7 @@ def sidebar(history: History, info: StackInfo, conversation: Conversation,
                       on_click=page_state.select, args=(state, item.id))
         if state.get(UNDO):
             st.info(f"Deleted “{state[UNDO]}”.")
-            st.button("Undo delete", icon=":material/undo:",
+            st.button("Undo delete", key="undo", icon=":material/undo:",
                       on_click=page_state.undo_delete, args=(history, state))
         with st.expander("Model", icon=":material/memory:"):
             model_panel(info, last_speed)
@@ -130,7 +132,7 @@ def sidebar(history: History, info: StackInfo, conversation: Conversation,
                       value=bool(history.setting(CACHE_SETTING, True)), key="cache_on",
                       on_change=lambda: history.set_setting(CACHE_SETTING,
                                                             bool(state["cache_on"])))
-            if st.button("Empty the answer cache"):
+            if st.button("Empty the answer cache", key="empty_cache"):
                 st.toast(f"Removed {history.clear_answer_cache()} cached answers.")
             st.caption(f"Keys: Enter sends · Shift+Enter new line · "
                        f"{NEW_CONVERSATION_SHORTCUT} new conversation · "
@@ -194,7 +196,8 @@ def conversation_header(history: History, conversation: Conversation,
                            file_name=f"{slug or 'conversation'}.json",
                            mime="application/json", icon=":material/data_object:",
                            on_click="ignore")
-        st.button("Delete conversation", icon=":material/delete:", type="primary",
+        st.button("Delete conversation", key="delete", icon=":material/delete:",
+                  type="primary",
                   on_click=page_state.delete, args=(history, state, conversation))
 
 
@@ -215,7 +218,7 @@ def settings_panel(history: History, conversation: Conversation, info: StackInfo
         name_column, save_column = st.columns([3, 1], vertical_alignment="bottom")
         name = name_column.text_input("Save this prompt as a template", key="template_name",
                                       placeholder="Template name")
-        if save_column.button("Save", disabled=not name.strip()):
+        if save_column.button("Save", key="save_template", disabled=not name.strip()):
             history.save_template(name, str(state[keys["system"]]))
             st.toast(f"Saved template “{name.strip()}”.")
         temperature, top_p, max_tokens = st.columns(3)
@@ -246,7 +249,8 @@ def show_message(history: History, conversation: Conversation, message: Message,
             st.markdown(safe_markdown(message.content))
             text, edit = st.columns([6, 1], vertical_alignment="center")
             text.caption(stamp(message.created_at))
-            edit.button("", key=f"edit-{message.id}", icon=":material/edit:", type="tertiary",
+            edit.button("", key=f"edit-button-{message.id}", icon=":material/edit:",
+                        type="tertiary",
                         help="Edit and resend (replaces what came after)",
                         on_click=page_state.start_edit, args=(state, message.id,
                                                               message.content))

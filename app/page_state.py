@@ -18,6 +18,7 @@ from opea.client import ChatParams
 State = MutableMapping[Any, Any]  # st.session_state's keys may be str or int
 
 CURRENT = "conversation_id"
+ADDRESS = "address"  # the conversation id this page last put in the address (?c=)
 ANSWER_FOR = "answer_for"  # a conversation whose last question is to be answered now
 EDITING = "editing"  # the question being edited
 EDIT_PROBLEM = "edit_problem"
@@ -49,21 +50,31 @@ def key(name: str, conversation_id: int) -> str:
     return f"{name}-{conversation_id}"
 
 
-def current_conversation(history: History, state: State, requested: int | None
+def current_conversation(history: History, state: State, address: int | None
                          ) -> Conversation:
-    """The conversation to show: the one asked for (by the address), the one shown
-    before, the newest if it is still empty, or a new one."""
-    for candidate in (requested, state.get(CURRENT)):
+    """The conversation to show, which the page then writes into the address.
+
+    A click (the tab's state) wins, unless the address changed since the page last wrote
+    it (a reload of a bookmarked address, the browser's back button); then the one shown
+    before; then an empty one (no pile of empty conversations); else a new one.
+    """
+    navigated = address is not None and address != state.get(ADDRESS)
+    candidates = (address, state.get(CURRENT)) if navigated else (state.get(CURRENT), address)
+    conversation = None
+    for candidate in candidates:
         if candidate is not None and (found := history.conversation(candidate)):
-            state[CURRENT] = found.id
-            return found
-    newest = history.conversations()
-    if newest and not history.messages(newest[0].id):
-        conversation = newest[0]
-    else:
-        conversation = history.create_conversation()
-    state[CURRENT] = conversation.id
+            conversation = found
+            break
+    if conversation is None:
+        empty = [c for c in history.conversations() if not c.message_count]
+        conversation = empty[0] if empty else history.create_conversation()
+    state[CURRENT] = state[ADDRESS] = conversation.id
     return conversation
+
+
+def listed(conversations: list[Conversation], current: int) -> list[Conversation]:
+    """What the sidebar lists: conversations with messages, and the one shown."""
+    return [c for c in conversations if c.message_count or c.id == current]
 
 
 def select(state: State, conversation_id: int) -> None:

@@ -32,15 +32,31 @@ def test_the_first_visit_opens_a_new_conversation_and_reuses_an_empty_one(
     assert third.id != first.id
 
 
-def test_the_address_wins_then_the_tab_and_a_deleted_one_is_not_shown(history: History
-                                                                      ) -> None:
+def test_a_click_wins_over_the_address_unless_the_address_changed(history: History
+                                                                   ) -> None:
     a = history.create_conversation(title="a")
     b = history.create_conversation(title="b")
-    state: dict[str, Any] = {CURRENT: a.id}
-    assert page_state.current_conversation(history, state, b.id).id == b.id
-    assert page_state.current_conversation(history, state, 999).id == b.id
-    history.delete(b.id)
-    assert page_state.current_conversation(history, state, b.id).id != b.id
+    state: dict[str, Any] = {}
+    assert page_state.current_conversation(history, state, a.id).id == a.id  # opened ?c=a
+    page_state.select(state, b.id)  # a click in the sidebar; the address still says a
+    assert page_state.current_conversation(history, state, a.id).id == b.id
+    assert page_state.current_conversation(history, state, b.id).id == b.id  # now ?c=b
+    # The user went back to ?c=a (or opened a bookmark): the address wins.
+    assert page_state.current_conversation(history, state, a.id).id == a.id
+    assert page_state.current_conversation(history, state, 999).id == a.id  # unknown id
+    history.delete(a.id)
+    assert page_state.current_conversation(history, state, a.id).id != a.id
+
+
+def test_the_sidebar_lists_conversations_with_messages_and_the_current_one(
+        history: History) -> None:
+    empty = history.create_conversation(title="empty")
+    other_empty = history.create_conversation(title="other empty")
+    used = history.create_conversation(title="used")
+    history.add_question(used.id, "hi", None, ChatParams())
+    titles = [c.title for c in page_state.listed(history.conversations(), empty.id)]
+    assert titles == ["used", "empty"]
+    assert other_empty.title not in titles
 
 
 def test_new_conversation_does_not_pile_up_empty_ones(history: History) -> None:
