@@ -16,11 +16,11 @@ import streamlit as st
 from app import chat, page_state
 from app.cache import SETTING as CACHE_SETTING
 from app.device import Device, detect_device
-from app.export import parse_json, to_json, to_markdown
+from app.export import MAX_IMPORT_BYTES, parse_json, to_json, to_markdown
 from app.history import FILE_NAME, Conversation, History, Message, set_aside
 from app.page_state import ANSWER_FOR, EDIT_PROBLEM, EDITING, NOTICE, UNDO, key
 from app.prompts import all_templates
-from app.render import safe_markdown
+from app.render import safe_markdown, typed_markdown
 from app.stack_status import Health, StackInfo, check_health, stack_info
 from app.tokens import TokenCounter, estimate_tokens, gguf_counter
 from launcher.errors import ContextOverflowError, HistoryError, OpeaChatError
@@ -164,7 +164,8 @@ def backup(history: History) -> None:
         mime="application/json", on_click="ignore",
         data=lambda: to_json([(c, history.messages(c.id)) for c in history.conversations()]))
     uploader_key = f"import-{state.get('import_round', 0)}"
-    upload = st.file_uploader("Import conversations (JSON)", type=["json"], key=uploader_key)
+    upload = st.file_uploader("Import conversations (JSON)", type=["json"], key=uploader_key,
+                              max_upload_size=MAX_IMPORT_BYTES // 1_000_000)
     if upload is not None:
         try:
             imported = parse_json(upload.getvalue())
@@ -246,7 +247,7 @@ def show_message(history: History, conversation: Conversation, message: Message,
                 cancel.button("Cancel", key=f"cancel-edit-{message.id}",
                               on_click=page_state.cancel_edit, args=(state,))
                 return
-            st.markdown(safe_markdown(message.content))
+            st.markdown(typed_markdown(message.content))
             text, edit = st.columns([6, 1], vertical_alignment="center")
             text.caption(stamp(message.created_at))
             edit.button("", key=f"edit-button-{message.id}", icon=":material/edit:",

