@@ -28,7 +28,7 @@ NOTICE = "notice"  # a one-time message for the next run
 # new run at once, on another thread, while the old run is still being stopped (Streamlit's
 # fast reruns): the new run waits for this so it shows the stored (stopped) answer.
 ANSWERING = "answering"
-ANSWER_SAVE_WAIT = 30.0
+ANSWER_SAVE_WAIT = 10.0  # a stop acts at the next token; longer only before the first
 
 
 def begin_answer(state: State) -> threading.Event:

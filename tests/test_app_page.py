@@ -21,7 +21,7 @@ from launcher.local_runtime import APP_SCRIPT, MEGASERVICE_URL_VARIABLE
 from launcher.ports import pick_free_port
 from launcher.session_file import write_session
 from opea.client import ChatParams
-from tests.http_stub import serve
+from tests.http_stub import reply, serve
 from tests.services import llm_server, megaservice
 
 pytestmark = pytest.mark.integration
@@ -232,6 +232,24 @@ def test_a_service_that_is_down_shows_the_error_in_place_and_retry_answers(
     page.click(f"retry-{failed.id}")
     assert page.errors() == []
     assert page.messages[1][0] == "assistant" and page.messages[1][1].strip()
+
+
+@pytest.mark.parametrize(("megaservice_reply", "shown"), [
+    (reply(503, b"LLM still loading"), "answered HTTP 503: LLM still loading"),
+    (reply(200, b"data: [DONE]\n\n", "text/event-stream"), "the model returned an empty answer"),
+])
+def test_http_errors_and_empty_answers_show_in_place_with_retry(
+        home_with_model: Path, monkeypatch: pytest.MonkeyPatch, megaservice_reply: Any,
+        shown: str) -> None:
+    with serve(megaservice_reply) as url:
+        monkeypatch.setenv(MEGASERVICE_URL_VARIABLE, url)
+        page = Page(home_with_model)
+        page.ask("Hello?")
+    assert page.messages[0] == ("user", "Hello?")
+    [error] = page.errors(1)
+    assert shown in error
+    failed = page.history().messages(page.conversation_id)[-1]
+    assert page.at.chat_message[1].button(key=f"retry-{failed.id}").label == "Retry"
 
 
 def test_a_question_without_an_answer_offers_retry(session: dict[str, Any],
