@@ -295,8 +295,8 @@ def answer(history: History, conversation: Conversation, info: StackInfo) -> Non
         except ContextOverflowError as error:
             chat.record_failure(history, conversation, error, info.model_name)
             st.rerun()
-        stored = page_state.begin_answer(st.session_state)
         stream = chat.start_answer(client(info.megaservice_url), history, request)
+        stored = page_state.begin_answer(st.session_state)
         slot = st.empty()
         st.button("Stop", key="stop", icon=":material/stop_circle:", shortcut=STOP_SHORTCUT)
         try:
