@@ -118,11 +118,11 @@ def sidebar(history: History, info: StackInfo, conversation: Conversation,
         if search and not found:
             st.caption("No conversation contains that text.")
         for item in found:
-            st.button(item.title, key=f"open-{item.id}", use_container_width=True,
+            st.button(safe_markdown(item.title), key=f"open-{item.id}", use_container_width=True,
                       type="primary" if item.id == conversation.id else "tertiary",
                       on_click=page_state.select, args=(state, item.id))
         if state.get(UNDO):
-            st.info(f"Deleted “{state[UNDO]}”.")
+            st.info(f"Deleted “{safe_markdown(state[UNDO])}”.")
             st.button("Undo delete", key="undo", icon=":material/undo:",
                       on_click=page_state.undo_delete, args=(history, state))
         with st.expander("Model", icon=":material/memory:"):
@@ -184,7 +184,8 @@ def conversation_header(history: History, conversation: Conversation,
                         messages: list[Message]) -> None:
     state = st.session_state
     title_column, menu_column = st.columns([5, 1], vertical_alignment="center")
-    title_column.subheader(conversation.title, anchor=False)
+    # Titles come from typed or imported text: rendered as safely as answers.
+    title_column.subheader(safe_markdown(conversation.title), anchor=False)
     with menu_column.popover("", icon=":material/more_horiz:", help="Conversation actions"):
         state.setdefault(key("title", conversation.id), conversation.title)
         st.text_input("Title", key=key("title", conversation.id), on_change=page_state.rename,
@@ -221,7 +222,7 @@ def settings_panel(history: History, conversation: Conversation, info: StackInfo
                                       placeholder="Template name")
         if save_column.button("Save", key="save_template", disabled=not name.strip()):
             history.save_template(name, str(state[keys["system"]]))
-            st.toast(f"Saved template “{name.strip()}”.")
+            st.toast(f"Saved template “{safe_markdown(name.strip())}”.")
         temperature, top_p, max_tokens = st.columns(3)
         temperature.slider("Temperature", 0.0, 2.0, step=0.05, key=keys["temperature"],
                            on_change=save, args=save_args)

@@ -184,7 +184,7 @@ def test_html_and_scripts_in_an_imported_answer_are_shown_as_text(
     recorder = Recorder()
     with serve(recorder) as pixel_server:
         backup = {"format": "opea-chat", "version": 1, "conversations": [{
-            "title": "Hostile answer", "messages": [
+            "title": f"Hostile ![title]({pixel_server}/title.png) answer", "messages": [
                 {"role": "user", "content": "Show me HTML."},
                 {"role": "assistant",
                  "content": XSS.format(pixel=pixel_server + "/pixel.png")}]}]}
