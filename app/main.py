@@ -267,7 +267,7 @@ def show_message(history: History, conversation: Conversation, message: Message,
         if message.status == "stopped":
             st.caption(":material/stop_circle: Stopped: the answer above is partial.")
         if message.status == "failed":
-            st.error(message.error or "The answer failed.")
+            st.error(safe_markdown(message.error or "The answer failed."))  # may quote a server
         if message.left_out:
             turns = "turn" if message.left_out == 1 else "turns"
             st.caption(f":material/warning: {message.left_out} earlier {turns} left out to fit "
