@@ -97,6 +97,18 @@ class ChatPage:
         self.wait_idle()
         return self.assistant().get_by_test_id("stMarkdownContainer").first.inner_text()
 
+    def open_section(self, name: str) -> Locator:
+        """Open a sidebar expander (a click can land while the page re-renders: retry)."""
+        section = self.page.get_by_test_id("stSidebar").get_by_test_id("stExpander").filter(
+            has=self.page.get_by_text(name, exact=True))
+        details = section.locator("details")
+        for _ in range(10):
+            if details.get_attribute("open") is not None:
+                return section
+            section.locator("summary").click()
+            time.sleep(0.5)
+        raise AssertionError(f"the {name} section did not open")
+
     def sidebar_button(self, title: str) -> Locator:
         return self.page.get_by_test_id("stSidebar").get_by_role("button", name=title,
                                                                   exact=True)

@@ -145,10 +145,9 @@ def test_shift_enter_adds_a_line_and_enter_sends(app: ChatPage) -> None:
 def test_export_all_downloads_a_backup_with_the_conversations(app: ChatPage) -> None:
     app.send("Answer in one word: the colour of the sky?")
     app.wait_for_answer()
-    sidebar = app.page.get_by_test_id("stSidebar")
-    sidebar.get_by_text("Backup").click()
+    backup_section = app.open_section("Backup")
     with app.page.expect_download() as download:
-        sidebar.get_by_role("button", name="Export all (JSON)").click()
+        backup_section.get_by_role("button", name="Export all (JSON)").click()
     backup = json.loads(Path(download.value.path()).read_text())
     titles = [c["title"] for c in backup["conversations"]]
     assert backup["format"] == "opea-chat"
@@ -190,9 +189,7 @@ def test_html_and_scripts_in_an_imported_answer_are_shown_as_text(
                  "content": XSS.format(pixel=pixel_server + "/pixel.png")}]}]}
         upload = tmp_path / "hostile.json"
         upload.write_text(json.dumps(backup))
-        sidebar = app.page.get_by_test_id("stSidebar")
-        sidebar.get_by_text("Backup").click()
-        sidebar.locator("input[type=file]").set_input_files(str(upload))
+        app.open_section("Backup").locator("input[type=file]").set_input_files(str(upload))
         app.page.get_by_text("Imported 1 conversation.").wait_for(timeout=30_000)
         app.wait_idle()
         assert_nothing_ran(app, recorder)
@@ -209,9 +206,7 @@ def test_code_blocks_are_highlighted_and_copied_with_one_click(app: ChatPage,
     upload = tmp_path / "code.json"
     upload.write_text(json.dumps(backup))
     app.page.context.grant_permissions(["clipboard-read", "clipboard-write"])
-    sidebar = app.page.get_by_test_id("stSidebar")
-    sidebar.get_by_text("Backup").click()
-    sidebar.locator("input[type=file]").set_input_files(str(upload))
+    app.open_section("Backup").locator("input[type=file]").set_input_files(str(upload))
     block = app.assistant().get_by_test_id("stCode")
     block.wait_for(timeout=30_000)
     app.wait_idle()
@@ -268,8 +263,7 @@ def test_light_and_dark_themes(launched: Launched, browser: Browser, scheme: str
                                   viewport={"width": 1280, "height": 900})
     try:
         app = ChatPage(context.new_page(), launched.session()["urls"]["app"]).open()
-        app.page.get_by_test_id("stSidebar").get_by_text("Model", exact=True).click()
-        time.sleep(0.5)
+        app.open_section("Model")
         background = app.page.evaluate(
             "getComputedStyle(document.querySelector('.stApp')).backgroundColor")
         red, green, blue = (int(v) for v in re.findall(r"\d+", background)[:3])
