@@ -66,40 +66,67 @@ class StreamDecoder:
         return self._utf8.decode(b"", final=True)
 
 
-def _sse_events(chunks: Iterable[bytes]) -> Iterator[str]:
-    """Whole SSE events from arbitrary byte chunks (TCP may merge or split events)."""
-    buffer = b""
-    for chunk in chunks:
-        buffer += chunk.replace(b"\r\n", b"\n")
-        while b"\n\n" in buffer:
-            event, buffer = buffer.split(b"\n\n", 1)
-            yield event.decode("utf-8", errors="replace")
-    if buffer.strip():
-        yield buffer.decode("utf-8", errors="replace")
+class OpenAIReframer:
+    """Re-frames an OpenAI chat-completions stream as ChatQnA events, chunk by chunk.
 
-
-def openai_stream_to_chatqna(chunks: Iterable[bytes]) -> Iterator[str]:
-    """Re-frame an OpenAI chat-completions stream as ChatQnA events.
-
-    A body that is not a stream (an error JSON from the LLM server) yields no token and is
-    logged: the client then reports an empty answer instead of showing JSON as the answer.
+    Incremental (bytes in, events out) so the same logic serves a synchronous iterator and
+    the megaservice's asynchronous relay. TCP may merge or split events anywhere. A body that
+    is not a stream (an error JSON from the LLM server) yields no token and is logged: the
+    client then reports an empty answer instead of showing JSON as the answer.
     """
-    for event in _sse_events(chunks):
+
+    def __init__(self) -> None:
+        self._buffer = b""
+        self.done = False
+
+    def feed(self, chunk: bytes) -> list[str]:
+        if self.done:
+            return []
+        self._buffer += chunk.replace(b"\r\n", b"\n")
+        events = []
+        while b"\n\n" in self._buffer and not self.done:
+            event, self._buffer = self._buffer.split(b"\n\n", 1)
+            events += self._event(event.decode("utf-8", errors="replace"))
+        return events
+
+    def finish(self) -> list[str]:
+        """The events still owed at the end of the upstream body, ending with [DONE]."""
+        if self.done:
+            return []
+        events = []
+        if self._buffer.strip():
+            events += self._event(self._buffer.decode("utf-8", errors="replace"))
+            self._buffer = b""
+        if not self.done:
+            self.done = True
+            events.append(done_event())
+        return events
+
+    def _event(self, event: str) -> list[str]:
         data = "\n".join(
             line[5:].strip() for line in event.split("\n") if line.startswith("data:")
         )
         if not data:
             if event.strip() and not event.lstrip().startswith(":"):
                 _log.error("LLM server answered instead of streaming: %s", event[:500])
-            continue
+            return []
         if data == DONE:
-            break
+            self.done = True
+            return [done_event()]
         try:
             message = json.loads(data)
             content = message["choices"][0]["delta"].get("content")
         except (ValueError, KeyError, IndexError, TypeError, AttributeError):
             _log.error("unexpected event from the LLM server: %s", data[:500])
-            continue
-        if content:
-            yield encode_token(content)
-    yield done_event()
+            return []
+        return [encode_token(content)] if content else []
+
+
+def openai_stream_to_chatqna(chunks: Iterable[bytes]) -> Iterator[str]:
+    """Re-frame a whole OpenAI chat-completions stream as ChatQnA events."""
+    reframer = OpenAIReframer()
+    for chunk in chunks:
+        yield from reframer.feed(chunk)
+        if reframer.done:
+            return
+    yield from reframer.finish()

@@ -2,16 +2,18 @@
 # Install what the tests need, then run lint, type checks and the whole test suite.
 # Extra arguments go to pytest (e.g. scripts/test.sh -k client -x).
 #
-# The tests need: the project with its test extras (.venv), Debian's Docker engine (started
-# here when none answers, stopped again at the end), a local image registry, mmdebstrap
-# (the test images are built from Debian packages: no registry is reachable) and
-# docker-compose (to validate exported compose files).
+# The tests need: the project with its test extras (.venv); Debian's Docker engine (started
+# here when none answers, stopped again at the end), its registry, mmdebstrap (the test
+# images are built from Debian packages: no image registry is reachable) and docker-compose
+# (to validate exported compose files); Chromium and a font for the browser tests
+# (Playwright drives the system Chromium: its own browser download does not work here);
+# desktop-file-utils and xdg-user-dirs for the desktop shortcut tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+scripts/apt-install.sh docker.io docker-registry mmdebstrap docker-compose \
+    chromium fonts-dejavu-core desktop-file-utils xdg-user-dirs
 scripts/install.sh --test
-scripts/apt-install.sh docker.io docker-registry mmdebstrap docker-compose desktop-file-utils \
-    xdg-user-dirs
 
 scripts/docker-engine.sh start
 trap 'scripts/docker-engine.sh stop' EXIT

@@ -38,12 +38,13 @@ def running(name: str, command: list[str], health_url: str, log_dir: Path,
 
 
 @contextmanager
-def llm_server(model: Path, log_dir: Path, context_size: int = 1024) -> Iterator[str]:
+def llm_server(model: Path, log_dir: Path, context_size: int = 1024,
+               extra: tuple[str, ...] = ()) -> Iterator[str]:
     port = pick_free_port()
     url = f"http://127.0.0.1:{port}"
     command = [sys.executable, "-m", "llama_cpp.server", "--model", str(model),
                "--model_alias", "smollm2-135m", "--host", "127.0.0.1", "--port", str(port),
-               "--n_ctx", str(context_size)]
+               "--n_ctx", str(context_size), *extra]
     with running("llm", command, url + "/v1/models", log_dir):
         yield url
 

@@ -80,6 +80,7 @@ def test_launch_answer_and_stop_with_ctrl_c(launch: LaunchFactory, tmp_path: Pat
     session = launched.session()
     urls = session["urls"]
     assert urls["app"] == app_url
+    assert session["context_size"] == 4096  # what the chat app trims conversations to
 
     for _ in range(50):  # the browser is opened from a thread, just after Ready
         if opened.exists():

@@ -3,6 +3,7 @@ and SmolLM2, through the product's client."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -71,6 +72,16 @@ def test_llm_failure_while_streaming_is_an_empty_answer_not_silence(client: Opea
         list(client.chat_stream("word " * 800, SHORT))
 
 
+def test_llm_http_error_while_streaming_is_a_502_with_the_llm_reason(client: OpeaClient) -> None:
+    # llama.cpp refuses top_p > 1 (HTTP 500) before streaming; OPEA's own stream path would
+    # have answered 200 with only [DONE].
+    with pytest.raises(ServiceHTTPError) as caught:
+        list(client.chat_stream("hi", ChatParams(max_tokens=8, top_p=5.0)))
+    assert caught.value.status_code == 502
+    assert "the LLM server answered HTTP 500" in caught.value.body
+    assert "top_p" in caught.value.body
+
+
 def test_llm_failure_without_streaming_is_a_502_with_the_llm_reason(client: OpeaClient) -> None:
     with pytest.raises(ServiceHTTPError) as caught:
         client.chat("word " * 800, SHORT)
@@ -98,3 +109,34 @@ def test_unreachable_llm_is_a_502_naming_it(tmp_path: Path) -> None:
                 ask()
             assert caught.value.status_code == 502
             assert f"cannot reach the LLM server at {dead_llm}" in caught.value.body
+
+
+# llama-cpp-python prints this when it notices that its client went away mid-stream.
+LLM_SAW_DISCONNECT = "Disconnected from client"
+
+
+def wait_for_text(path: Path, text: str, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if text in path.read_text(errors="replace"):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_closing_the_client_stream_stops_generation_upstream(smollm2: Path,
+                                                             tmp_path: Path) -> None:
+    # With interrupt_requests off, llama.cpp keeps generating for a vanished client unless
+    # its own HTTP stream is closed; only the megaservice closing it can free the server.
+    with llm_server(smollm2, tmp_path, context_size=2048,
+                    extra=("--interrupt_requests", "False")) as llm, \
+            megaservice(llm, tmp_path) as url, OpeaClient(url, read_timeout=120) as client:
+        story = client.chat_stream("Write a very long story about a dragon and a knight.",
+                                   ChatParams(max_tokens=1800, temperature=0.8))
+        received = [next(story) for _ in range(5)]
+        story.close()
+        assert "".join(received).strip()
+        assert wait_for_text(tmp_path / "llm.log", LLM_SAW_DISCONNECT, timeout=30), \
+            (tmp_path / "llm.log").read_text()[-2000:]
+        # The server is free: the next request is answered (not queued behind 1800 tokens).
+        assert client.chat("Say hi.", ChatParams(max_tokens=8, temperature=0.0)).text.strip()

@@ -1,0 +1,523 @@
+"""The SQLite conversation store: conversations, their messages, prompt templates, the
+app's settings and the answer cache, in one file in the data folder.
+
+Why it is built this way:
+- WAL journal and one transaction per change, each on its own short-lived connection, so a
+  kill at any moment leaves the last committed change and nothing half-written, and the
+  Streamlit sessions (threads) never share a connection.
+- ``PRAGMA user_version`` is the schema version; ``MIGRATIONS`` upgrade an older file in
+  place, each step in its own transaction. A file from a newer opea-chat is refused, not
+  touched.
+- Every sqlite3 failure becomes one ``HistoryError`` (locked, corrupt, too new) whose way
+  out is ``set_aside``: move the file away (kept, never deleted) and start a fresh one.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from launcher.errors import (
+    HistoryCorruptError,
+    HistoryError,
+    HistoryLockedError,
+    HistoryTooNewError,
+)
+from opea.client import ChatParams
+
+FILE_NAME = "history.sqlite3"
+DEFAULT_TITLE = "New conversation"
+DELETED_KEPT_SECONDS = 24 * 3600  # how long a deleted conversation can be brought back
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: conversations and their messages, prompt templates, settings.
+    """
+    CREATE TABLE conversations (
+        id INTEGER PRIMARY KEY,
+        title TEXT NOT NULL,
+        system_prompt TEXT NOT NULL DEFAULT '',
+        params TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        deleted_at REAL
+    );
+    CREATE TABLE messages (
+        id INTEGER PRIMARY KEY,
+        conversation_id INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+        role TEXT NOT NULL CHECK (role IN ('user', 'assistant')),
+        content TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        model TEXT,
+        params TEXT,
+        status TEXT NOT NULL DEFAULT 'complete'
+            CHECK (status IN ('complete', 'stopped', 'failed')),
+        error TEXT,
+        completion_tokens INTEGER,
+        first_token_seconds REAL,
+        tokens_per_second REAL,
+        left_out INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX messages_by_conversation ON messages(conversation_id, id);
+    CREATE TABLE templates (
+        name TEXT PRIMARY KEY,
+        system_prompt TEXT NOT NULL,
+        created_at REAL NOT NULL
+    );
+    CREATE TABLE settings (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    """,
+    # 2: answers to identical temperature-0 requests, and which messages came from there.
+    """
+    ALTER TABLE messages ADD COLUMN cached INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE answer_cache (
+        key TEXT PRIMARY KEY,
+        answer TEXT NOT NULL,
+        completion_tokens INTEGER,
+        created_at REAL NOT NULL
+    );
+    """,
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+@dataclass(frozen=True)
+class Conversation:
+    id: int
+    title: str
+    system_prompt: str
+    params: ChatParams
+    created_at: float
+    updated_at: float
+    message_count: int = 0
+
+
+@dataclass(frozen=True)
+class Message:
+    id: int
+    conversation_id: int
+    role: str
+    content: str
+    created_at: float
+    model: str | None = None
+    params: ChatParams | None = None
+    status: str = "complete"
+    error: str | None = None
+    completion_tokens: int | None = None
+    first_token_seconds: float | None = None
+    tokens_per_second: float | None = None
+    left_out: int = 0
+    cached: bool = False
+
+
+@dataclass(frozen=True)
+class Template:
+    name: str
+    system_prompt: str
+
+
+@dataclass(frozen=True)
+class AnswerMeta:
+    """What is known about an answer besides its text."""
+
+    model: str | None = None
+    params: ChatParams | None = None
+    status: str = "complete"
+    error: str | None = None
+    completion_tokens: int | None = None
+    first_token_seconds: float | None = None
+    tokens_per_second: float | None = None
+    left_out: int = 0
+    cached: bool = False
+
+
+@dataclass(frozen=True)
+class CachedAnswer:
+    answer: str
+    completion_tokens: int | None
+
+
+def params_to_json(params: ChatParams) -> str:
+    return json.dumps(asdict(params), sort_keys=True)
+
+
+def params_from_json(text: str | None) -> ChatParams | None:
+    if not text:
+        return None
+    values = json.loads(text)
+    known = {name: values[name] for name in ("max_tokens", "temperature", "top_p")
+             if name in values}
+    return ChatParams(**known)
+
+
+def _conversation(row: sqlite3.Row) -> Conversation:
+    return Conversation(id=row["id"], title=row["title"], system_prompt=row["system_prompt"],
+                        params=params_from_json(row["params"]) or ChatParams(),
+                        created_at=row["created_at"], updated_at=row["updated_at"],
+                        # Only listings count messages (a Row's "in" tests values, not names).
+                        message_count=row["message_count"] if "message_count" in row.keys()  # noqa: SIM118
+                        else 0)
+
+
+def _message(row: sqlite3.Row) -> Message:
+    return Message(
+        id=row["id"], conversation_id=row["conversation_id"], role=row["role"],
+        content=row["content"], created_at=row["created_at"], model=row["model"],
+        params=params_from_json(row["params"]), status=row["status"], error=row["error"],
+        completion_tokens=row["completion_tokens"],
+        first_token_seconds=row["first_token_seconds"],
+        tokens_per_second=row["tokens_per_second"], left_out=row["left_out"],
+        cached=bool(row["cached"]),
+    )
+
+
+def title_from(question: str, limit: int = 60) -> str:
+    """A conversation title from its first question: the first line, shortened."""
+    line = next((line.strip() for line in question.splitlines() if line.strip()), "")
+    line = " ".join(line.split())
+    if len(line) > limit:
+        line = line[: limit - 1].rstrip() + "…"
+    return line or DEFAULT_TITLE
+
+
+def set_aside(path: Path, reason: str) -> Path:
+    """Move a history file (and its WAL and shared-memory files) out of the way, keeping it.
+
+    Returns the new name of the main file. Nothing is deleted: the user may want it back.
+    """
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    target = path.with_name(f"{path.name}.{reason}-{stamp}")
+    counter = 1
+    while target.exists():
+        counter += 1
+        target = path.with_name(f"{path.name}.{reason}-{stamp}-{counter}")
+    for suffix in ("", "-wal", "-shm"):
+        source = Path(f"{path}{suffix}")
+        if source.exists():
+            source.replace(Path(f"{target}{suffix}"))
+    return target
+
+
+class History:
+    """One history file. Every public method is one transaction."""
+
+    def __init__(self, path: Path, busy_timeout: float = 5.0):
+        self.path = path
+        self.busy_timeout = busy_timeout
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with self._errors():
+            connection = self._connect()
+            try:
+                mode = connection.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+                if mode != "wal":
+                    raise sqlite3.DatabaseError(f"cannot switch to WAL mode ({mode})")
+                check = [row[0] for row in connection.execute("PRAGMA quick_check")]
+                if check != ["ok"]:
+                    raise sqlite3.DatabaseError("; ".join(check[:3]))
+                self._migrate(connection)
+            finally:
+                connection.close()
+        self.purge_deleted()
+
+    # Plumbing -----------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        connection = sqlite3.connect(self.path, timeout=self.busy_timeout,
+                                     isolation_level=None, check_same_thread=False)
+        connection.row_factory = sqlite3.Row
+        connection.execute("PRAGMA foreign_keys=ON")
+        # FULL: a committed change survives a power cut too, not only a killed process.
+        connection.execute("PRAGMA synchronous=FULL")
+        connection.create_function("casefold", 1, lambda text: (text or "").casefold(),
+                                   deterministic=True)
+        return connection
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        where = str(self.path)
+        way_out = "or start a fresh history (the old file is kept)"
+        damaged_way_out = "start a fresh history (the damaged file is kept)"
+        try:
+            yield
+        except (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError):
+            raise  # our own bug, not the file's: keep the traceback
+        except sqlite3.OperationalError as exc:
+            reason = str(exc)
+            if "locked" in reason or "busy" in reason:
+                raise HistoryLockedError(
+                    f"the chat history {where} is locked by another program",
+                    where, hint=f"close other programs using it and try again, {way_out}",
+                ) from exc
+            if "malformed" in reason or "not a database" in reason:
+                raise HistoryCorruptError(f"the chat history {where} is damaged ({reason})",
+                                          where, hint=damaged_way_out) from exc
+            raise HistoryError(f"the chat history {where} cannot be used ({reason})", where,
+                               hint=f"check the file and its folder, {way_out}") from exc
+        except sqlite3.DatabaseError as exc:
+            raise HistoryCorruptError(f"the chat history {where} is damaged ({exc})", where,
+                                      hint=damaged_way_out) from exc
+
+    @contextmanager
+    def _transaction(self, write: bool = True) -> Iterator[sqlite3.Connection]:
+        with self._errors():
+            connection = self._connect()
+            try:
+                connection.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                yield connection
+                connection.execute("COMMIT")
+            except BaseException:
+                if connection.in_transaction:
+                    connection.execute("ROLLBACK")
+                raise
+            finally:
+                connection.close()
+
+    def _migrate(self, connection: sqlite3.Connection) -> None:
+        version = connection.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise HistoryTooNewError(
+                f"the chat history {self.path} is from a newer opea-chat (schema {version}; "
+                f"this one knows up to {SCHEMA_VERSION})", str(self.path),
+                hint="upgrade opea-chat, or start a fresh history (the old file is kept)")
+        for number in range(version + 1, SCHEMA_VERSION + 1):
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                # Statement by statement: executescript() would commit on its own, and a
+                # migration must apply whole or not at all. (No ';' inside the SQL text.)
+                for statement in MIGRATIONS[number - 1].split(";"):
+                    if statement.strip():
+                        connection.execute(statement)
+                connection.execute(f"PRAGMA user_version = {number}")
+                connection.execute("COMMIT")
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+
+    def schema_version(self) -> int:
+        with self._transaction(write=False) as connection:
+            version: int = connection.execute("PRAGMA user_version").fetchone()[0]
+            return version
+
+    # Conversations ------------------------------------------------------------------
+
+    def create_conversation(self, title: str = DEFAULT_TITLE, system_prompt: str = "",
+                            params: ChatParams | None = None) -> Conversation:
+        now = time.time()
+        with self._transaction() as connection:
+            cursor = connection.execute(
+                "INSERT INTO conversations (title, system_prompt, params, created_at, "
+                "updated_at) VALUES (?, ?, ?, ?, ?)",
+                (title, system_prompt, params_to_json(params or ChatParams()), now, now))
+            row = connection.execute("SELECT * FROM conversations WHERE id = ?",
+                                     (cursor.lastrowid,)).fetchone()
+            return _conversation(row)
+
+    def conversation(self, conversation_id: int) -> Conversation | None:
+        with self._transaction(write=False) as connection:
+            row = connection.execute(
+                "SELECT * FROM conversations WHERE id = ? AND deleted_at IS NULL",
+                (conversation_id,)).fetchone()
+            return _conversation(row) if row else None
+
+    def conversations(self, search: str = "") -> list[Conversation]:
+        """Newest first; with ``search``, those whose title or any message contains it
+        (case-insensitive, any language)."""
+        needle = search.strip().casefold()
+        with self._transaction(write=False) as connection:
+            rows = connection.execute(
+                "SELECT *, (SELECT count(*) FROM messages m WHERE m.conversation_id = c.id) "
+                "AS message_count FROM conversations c WHERE deleted_at IS NULL AND (? = '' "
+                "OR instr(casefold(title), ?) > 0 OR EXISTS (SELECT 1 FROM messages m "
+                "WHERE m.conversation_id = c.id AND instr(casefold(m.content), ?) > 0)) "
+                "ORDER BY updated_at DESC, id DESC",
+                (needle, needle, needle)).fetchall()
+            return [_conversation(row) for row in rows]
+
+    def rename(self, conversation_id: int, title: str) -> None:
+        title = " ".join(title.split())
+        if not title:
+            raise ValueError("a conversation needs a title")
+        with self._transaction() as connection:
+            connection.execute("UPDATE conversations SET title = ? WHERE id = ?",
+                               (title, conversation_id))
+
+    def configure(self, conversation_id: int, system_prompt: str, params: ChatParams) -> None:
+        """Set a conversation's system prompt and parameters."""
+        with self._transaction() as connection:
+            connection.execute(
+                "UPDATE conversations SET system_prompt = ?, params = ? WHERE id = ?",
+                (system_prompt, params_to_json(params), conversation_id))
+
+    def delete(self, conversation_id: int) -> None:
+        """Delete a conversation; ``undo_delete`` brings it back for a day."""
+        with self._transaction() as connection:
+            connection.execute("UPDATE conversations SET deleted_at = ? WHERE id = ?",
+                               (time.time(), conversation_id))
+
+    def undo_delete(self) -> Conversation | None:
+        """Bring back the most recently deleted conversation, if any."""
+        with self._transaction() as connection:
+            row = connection.execute(
+                "SELECT * FROM conversations WHERE deleted_at IS NOT NULL "
+                "ORDER BY deleted_at DESC LIMIT 1").fetchone()
+            if row is None:
+                return None
+            connection.execute("UPDATE conversations SET deleted_at = NULL WHERE id = ?",
+                               (row["id"],))
+            return _conversation(row)
+
+    def purge_deleted(self, older_than: float = DELETED_KEPT_SECONDS) -> int:
+        with self._transaction() as connection:
+            cursor = connection.execute(
+                "DELETE FROM conversations WHERE deleted_at IS NOT NULL AND deleted_at < ?",
+                (time.time() - older_than,))
+            return cursor.rowcount
+
+    # Messages -----------------------------------------------------------------------
+
+    def messages(self, conversation_id: int) -> list[Message]:
+        with self._transaction(write=False) as connection:
+            rows = connection.execute(
+                "SELECT * FROM messages WHERE conversation_id = ? ORDER BY id",
+                (conversation_id,)).fetchall()
+            return [_message(row) for row in rows]
+
+    def add_question(self, conversation_id: int, text: str, model: str | None,
+                     params: ChatParams) -> Message:
+        """Save a question; the first one also names a conversation still untitled."""
+        return self._add(conversation_id, "user", text,
+                         AnswerMeta(model=model, params=params), retitle=True)
+
+    def add_answer(self, conversation_id: int, text: str, meta: AnswerMeta) -> Message:
+        return self._add(conversation_id, "assistant", text, meta, retitle=False)
+
+    def _add(self, conversation_id: int, role: str, text: str, meta: AnswerMeta,
+             retitle: bool) -> Message:
+        now = time.time()
+        with self._transaction() as connection:
+            cursor = connection.execute(
+                "INSERT INTO messages (conversation_id, role, content, created_at, model, "
+                "params, status, error, completion_tokens, first_token_seconds, "
+                "tokens_per_second, left_out, cached) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (conversation_id, role, text, now, meta.model,
+                 params_to_json(meta.params) if meta.params else None, meta.status,
+                 meta.error, meta.completion_tokens, meta.first_token_seconds,
+                 meta.tokens_per_second, meta.left_out, meta.cached))
+            connection.execute("UPDATE conversations SET updated_at = ? WHERE id = ?",
+                               (now, conversation_id))
+            if retitle:
+                connection.execute("UPDATE conversations SET title = ? WHERE id = ? AND "
+                                   "title = ?", (title_from(text), conversation_id,
+                                                 DEFAULT_TITLE))
+            row = connection.execute("SELECT * FROM messages WHERE id = ?",
+                                     (cursor.lastrowid,)).fetchone()
+            return _message(row)
+
+    def remove_from(self, conversation_id: int, message_id: int) -> int:
+        """Remove a message and every later one of its conversation (regenerate, retry)."""
+        with self._transaction() as connection:
+            cursor = connection.execute(
+                "DELETE FROM messages WHERE conversation_id = ? AND id >= ?",
+                (conversation_id, message_id))
+            return cursor.rowcount
+
+    def edit_question(self, message_id: int, text: str) -> None:
+        """Replace a question's text and drop what came after it, in one change."""
+        with self._transaction() as connection:
+            row = connection.execute("SELECT conversation_id, role FROM messages WHERE id = ?",
+                                     (message_id,)).fetchone()
+            if row is None or row["role"] != "user":
+                raise ValueError(f"message {message_id} is not a question")
+            connection.execute("UPDATE messages SET content = ?, created_at = ? WHERE id = ?",
+                               (text, time.time(), message_id))
+            connection.execute("DELETE FROM messages WHERE conversation_id = ? AND id > ?",
+                               (row["conversation_id"], message_id))
+
+    def import_conversation(self, conversation: Conversation, messages: list[Message]
+                            ) -> Conversation:
+        """Add a whole conversation (from an export) as a new one, in one change. Ids in
+        the arguments are ignored; times, models and statistics are kept."""
+        with self._transaction() as connection:
+            cursor = connection.execute(
+                "INSERT INTO conversations (title, system_prompt, params, created_at, "
+                "updated_at) VALUES (?, ?, ?, ?, ?)",
+                (conversation.title, conversation.system_prompt,
+                 params_to_json(conversation.params), conversation.created_at,
+                 conversation.updated_at))
+            new_id = cursor.lastrowid
+            connection.executemany(
+                "INSERT INTO messages (conversation_id, role, content, created_at, model, "
+                "params, status, error, completion_tokens, first_token_seconds, "
+                "tokens_per_second, left_out, cached) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(new_id, m.role, m.content, m.created_at, m.model,
+                  params_to_json(m.params) if m.params else None, m.status, m.error,
+                  m.completion_tokens, m.first_token_seconds, m.tokens_per_second, m.left_out,
+                  m.cached) for m in messages])
+            row = connection.execute("SELECT * FROM conversations WHERE id = ?",
+                                     (new_id,)).fetchone()
+            return _conversation(row)
+
+    # Templates and settings ---------------------------------------------------------
+
+    def templates(self) -> list[Template]:
+        with self._transaction(write=False) as connection:
+            rows = connection.execute("SELECT name, system_prompt FROM templates "
+                                      "ORDER BY name COLLATE NOCASE").fetchall()
+            return [Template(row["name"], row["system_prompt"]) for row in rows]
+
+    def save_template(self, name: str, system_prompt: str) -> None:
+        name = " ".join(name.split())
+        if not name:
+            raise ValueError("a template needs a name")
+        with self._transaction() as connection:
+            connection.execute(
+                "INSERT INTO templates (name, system_prompt, created_at) VALUES (?, ?, ?) "
+                "ON CONFLICT(name) DO UPDATE SET system_prompt = excluded.system_prompt",
+                (name, system_prompt, time.time()))
+
+    def delete_template(self, name: str) -> None:
+        with self._transaction() as connection:
+            connection.execute("DELETE FROM templates WHERE name = ?", (name,))
+
+    def setting(self, key: str, default: Any) -> Any:
+        with self._transaction(write=False) as connection:
+            row = connection.execute("SELECT value FROM settings WHERE key = ?",
+                                     (key,)).fetchone()
+            return json.loads(row["value"]) if row else default
+
+    def set_setting(self, key: str, value: Any) -> None:
+        with self._transaction() as connection:
+            connection.execute(
+                "INSERT INTO settings (key, value) VALUES (?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (key, json.dumps(value)))
+
+    # The answer cache ---------------------------------------------------------------
+
+    def cached_answer(self, key: str) -> CachedAnswer | None:
+        with self._transaction(write=False) as connection:
+            row = connection.execute("SELECT answer, completion_tokens FROM answer_cache "
+                                     "WHERE key = ?", (key,)).fetchone()
+            return CachedAnswer(row["answer"], row["completion_tokens"]) if row else None
+
+    def cache_answer(self, key: str, answer: str, completion_tokens: int | None) -> None:
+        with self._transaction() as connection:
+            connection.execute(
+                "INSERT INTO answer_cache (key, answer, completion_tokens, created_at) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT(key) DO UPDATE SET answer = excluded.answer, "
+                "completion_tokens = excluded.completion_tokens, "
+                "created_at = excluded.created_at",
+                (key, answer, completion_tokens, time.time()))
+
+    def clear_answer_cache(self) -> int:
+        with self._transaction() as connection:
+            return connection.execute("DELETE FROM answer_cache").rowcount

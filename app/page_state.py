@@ -1,0 +1,172 @@
+"""The page's state between reruns, and what its buttons do to it and to the history.
+
+Streamlit keeps ``st.session_state`` per browser tab; these functions take it as a plain
+mutable mapping, so what a click does is testable without Streamlit. Widget keys are made
+here too, one per conversation, so switching conversation shows that conversation's values.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import MutableMapping
+from typing import Any
+
+from app.chat import input_problem
+from app.history import Conversation, History, Template
+from opea.client import ChatParams
+
+State = MutableMapping[Any, Any]  # st.session_state's keys may be str or int
+
+CURRENT = "conversation_id"
+ADDRESS = "address"  # the conversation id this page last put in the address (?c=)
+ANSWER_FOR = "answer_for"  # a conversation whose last question is to be answered now
+EDITING = "editing"  # the question being edited
+EDIT_PROBLEM = "edit_problem"
+UNDO = "undo_title"  # the title of the conversation just deleted
+NOTICE = "notice"  # a one-time message for the next run
+# Set while an answer streams, cleared once it is stored. A click during streaming starts a
+# new run at once, on another thread, while the old run is still being stopped (Streamlit's
+# fast reruns): the new run waits for this so it shows the stored (stopped) answer.
+ANSWERING = "answering"
+ANSWER_SAVE_WAIT = 10.0  # a stop acts at the next token; longer only before the first
+
+
+def begin_answer(state: State) -> threading.Event:
+    stored = threading.Event()
+    state[ANSWERING] = stored
+    return stored
+
+
+def wait_for_answer_in_progress(state: State, timeout: float = ANSWER_SAVE_WAIT) -> None:
+    """Let a stopping run store its partial answer before this run reads the history."""
+    stored = state.get(ANSWERING)
+    if isinstance(stored, threading.Event):
+        stored.wait(timeout)
+        if stored.is_set():
+            state.pop(ANSWERING, None)
+
+
+def key(name: str, conversation_id: int) -> str:
+    return f"{name}-{conversation_id}"
+
+
+def current_conversation(history: History, state: State, address: int | None
+                         ) -> Conversation:
+    """The conversation to show, which the page then writes into the address.
+
+    A click (the tab's state) wins, unless the address changed since the page last wrote
+    it (a reload of a bookmarked address, the browser's back button); then the one shown
+    before; then an empty one (no pile of empty conversations); else a new one.
+    """
+    navigated = address is not None and address != state.get(ADDRESS)
+    candidates = (address, state.get(CURRENT)) if navigated else (state.get(CURRENT), address)
+    conversation = None
+    for candidate in candidates:
+        if candidate is not None and (found := history.conversation(candidate)):
+            conversation = found
+            break
+    if conversation is None:
+        empty = [c for c in history.conversations() if not c.message_count]
+        conversation = empty[0] if empty else history.create_conversation()
+    state[CURRENT] = state[ADDRESS] = conversation.id
+    return conversation
+
+
+def listed(conversations: list[Conversation], current: int) -> list[Conversation]:
+    """What the sidebar lists: conversations with messages, and the one shown."""
+    return [c for c in conversations if c.message_count or c.id == current]
+
+
+def select(state: State, conversation_id: int) -> None:
+    state[CURRENT] = conversation_id
+    state.pop(EDITING, None)
+
+
+def new_conversation(history: History, state: State) -> None:
+    current = state.get(CURRENT)
+    if current is not None and history.conversation(current) and not history.messages(current):
+        return  # already on an empty conversation
+    conversation = history.create_conversation()
+    select(state, conversation.id)
+
+
+def delete(history: History, state: State, conversation: Conversation) -> None:
+    history.delete(conversation.id)
+    state[UNDO] = conversation.title
+    state.pop(CURRENT, None)
+    state.pop(EDITING, None)
+
+
+def undo_delete(history: History, state: State) -> None:
+    restored = history.undo_delete()
+    state.pop(UNDO, None)
+    if restored is not None:
+        select(state, restored.id)
+
+
+def rename(history: History, state: State, conversation_id: int) -> None:
+    title = str(state.get(key("title", conversation_id), "")).strip()
+    if title:
+        history.rename(conversation_id, title)
+
+
+def ask_again(history: History, state: State, conversation_id: int,
+              from_message_id: int | None) -> None:
+    """Regenerate or retry: drop the answer (if any) and answer the question again."""
+    if from_message_id is not None:
+        history.remove_from(conversation_id, from_message_id)
+    state[ANSWER_FOR] = conversation_id
+
+
+def start_edit(state: State, message_id: int, text: str) -> None:
+    state[EDITING] = message_id
+    state[key("edit", message_id)] = text
+    state.pop(EDIT_PROBLEM, None)
+
+
+def cancel_edit(state: State) -> None:
+    state.pop(EDITING, None)
+    state.pop(EDIT_PROBLEM, None)
+
+
+def send_edit(history: History, state: State, conversation_id: int, message_id: int) -> None:
+    text = str(state.get(key("edit", message_id), ""))
+    if problem := input_problem(text):
+        state[EDIT_PROBLEM] = problem  # the edited text stays in its box
+        return
+    history.edit_question(message_id, text)
+    cancel_edit(state)
+    state[ANSWER_FOR] = conversation_id
+
+
+def settings_keys(conversation: Conversation) -> dict[str, str]:
+    return {name: key(name, conversation.id)
+            for name in ("system", "temperature", "top_p", "max_tokens", "template")}
+
+
+def init_settings(state: State, conversation: Conversation) -> None:
+    """Give the settings widgets this conversation's stored values, once."""
+    keys = settings_keys(conversation)
+    state.setdefault(keys["system"], conversation.system_prompt)
+    state.setdefault(keys["temperature"], conversation.params.temperature)
+    state.setdefault(keys["top_p"], conversation.params.top_p)
+    state.setdefault(keys["max_tokens"], conversation.params.max_tokens)
+
+
+def save_settings(history: History, state: State, conversation: Conversation) -> None:
+    keys = settings_keys(conversation)
+    params = ChatParams(max_tokens=int(state[keys["max_tokens"]]),
+                        temperature=float(state[keys["temperature"]]),
+                        top_p=float(state[keys["top_p"]]))
+    history.configure(conversation.id, str(state[keys["system"]]), params)
+
+
+def apply_template(history: History, state: State, conversation: Conversation,
+                   templates: list[Template]) -> None:
+    keys = settings_keys(conversation)
+    chosen = state.get(keys["template"])
+    for template in templates:
+        if template.name == chosen:
+            state[keys["system"]] = template.system_prompt
+            save_settings(history, state, conversation)
+            return

@@ -1,0 +1,1 @@
+"""Speed measurements against the real stack; numbers, not pass/fail (see README)."""

@@ -1,0 +1,126 @@
+"""How fast the chat is, measured against the real llama.cpp server and OPEA megaservice.
+
+    .venv/bin/python -m benchmarks.chat [--model PATH] [--runs N]
+
+Prints time to first token and tokens per second (as the app measures them, on the client
+side), how soon a stopped answer frees the LLM server, and what the history store and
+trimming cost. Targets live here rather than as timed assertions in the tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from app.chat import AnswerStream, context_of
+from app.history import AnswerMeta, History
+from app.tokens import gguf_counter
+from app.trimming import fit_to_context
+from launcher.paths import resolve_paths
+from models.store import resolve_model
+from opea.client import ChatParams, OpeaClient
+from tests.services import llm_server, megaservice
+
+DISCONNECT = "Disconnected from client"
+
+
+TOPICS = ("the sea", "mountains", "bread", "trains", "owls", "rain", "chess", "tea")
+
+
+def streamed(client: OpeaClient, runs: int) -> tuple[list[float], list[float]]:
+    """A new question each time: llama.cpp reuses the cached prefix of a repeated prompt,
+    which would flatter the time to first token."""
+    first, speed = [], []
+    for run in range(runs):
+        topic = TOPICS[run % len(TOPICS)]
+        stream = AnswerStream(client.chat_stream(f"Write a short paragraph about {topic}.",
+                                                 ChatParams(max_tokens=128)))
+        for _ in stream.updates():
+            pass
+        if stream.first_token_seconds is not None:
+            first.append(stream.first_token_seconds)
+        if stream.tokens_per_second is not None:
+            speed.append(stream.tokens_per_second)
+    return first, speed
+
+
+def stop_frees_the_server(client: OpeaClient, llm_log: Path) -> tuple[float, float]:
+    """Seconds from closing a long answer until llama.cpp ends it, and the next request's
+    time to first token."""
+    seen = llm_log.read_text(errors="replace").count(DISCONNECT)
+    story = client.chat_stream("Write a very long story about a lighthouse keeper.",
+                               ChatParams(max_tokens=1500))
+    for _ in range(20):
+        next(story)
+    closed = time.monotonic()
+    story.close()
+    while llm_log.read_text(errors="replace").count(DISCONNECT) == seen:
+        if time.monotonic() - closed > 60:
+            raise RuntimeError("the LLM server never saw the stream close")
+        time.sleep(0.01)
+    freed = time.monotonic() - closed
+    stream = AnswerStream(client.chat_stream("Say hi to a lighthouse.",
+                                             ChatParams(max_tokens=8)))
+    for _ in stream.updates():
+        pass
+    return freed, stream.first_token_seconds or float("nan")
+
+
+def history_writes(folder: Path, count: int = 200) -> float:
+    history = History(folder / "bench.sqlite3")
+    conversation = history.create_conversation()
+    start = time.perf_counter()
+    for number in range(count):
+        history.add_answer(conversation.id, f"answer {number} " + "word " * 100, AnswerMeta())
+    return (time.perf_counter() - start) / count
+
+
+def trimming(model: Path, folder: Path, turns: int = 500) -> float:
+    count = gguf_counter(model)
+    assert count is not None
+    history = History(folder / "trim.sqlite3")
+    conversation = history.create_conversation()
+    for number in range(turns):
+        history.add_question(conversation.id, f"question {number} " + "why " * 30, None,
+                             ChatParams())
+        history.add_answer(conversation.id, "because " * 60, AnswerMeta())
+    start = time.perf_counter()
+    fitted = fit_to_context("Be brief.", context_of(history.messages(conversation.id)),
+                            "last?", 4096, 512, count)
+    assert fitted.left_out > 0
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.chat")
+    parser.add_argument("--model", type=Path,
+                        help="a .gguf file (default: smollm2-135m from the models folder)")
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    model = args.model or resolve_model("smollm2-135m", resolve_paths().models_dir).path
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(scratch)
+        with llm_server(model, folder, context_size=4096,
+                        extra=("--interrupt_requests", "False")) as llm, \
+                megaservice(llm, folder) as url, OpeaClient(url) as client:
+            first, speed = streamed(client, args.runs)
+            freed, next_first = stop_frees_the_server(client, folder / "llm.log")
+        write = history_writes(folder)
+        trim = trimming(model, folder)
+    print(f"model                       {model.name}")
+    print(f"time to first token         median {statistics.median(first):.3f} s "
+          f"(min {min(first):.3f}, max {max(first):.3f}, {len(first)} answers)")
+    print(f"tokens per second           median {statistics.median(speed):.1f} "
+          f"(min {min(speed):.1f}, max {max(speed):.1f})")
+    print(f"stop -> LLM server ends it  {freed * 1000:.0f} ms")
+    print(f"next answer after a stop    first token in {next_first:.3f} s "
+          "(a new prompt: compare with the line above)")
+    print(f"history: one change         {write * 1000:.2f} ms (WAL, synchronous=FULL)")
+    print(f"trimming 500 turns          {trim * 1000:.0f} ms (SmolLM2's own tokenizer)")
+
+
+if __name__ == "__main__":
+    main()

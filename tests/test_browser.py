@@ -1,0 +1,289 @@
+"""End to end in a real browser (Debian Chromium via Playwright) against `opea-chat launch`
+with SmolLM2: chat, stop, switch, reload, export and import, model output that tries to
+run code, themes and a narrow window. Screenshots land in test-artifacts/browser/."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser
+
+from launcher.local_runtime import APP_SCRIPT, MEGASERVICE_URL_VARIABLE
+from launcher.ports import pick_free_port
+from tests.browser import ChatPage, chromium, screenshot
+from tests.http_stub import serve
+from tests.launched import Launched
+from tests.services import running
+
+pytestmark = pytest.mark.integration
+READY = r"^Ready: (http://127\.0\.0\.1:\d+)$"
+XSS = ('Look: <img src=x onerror="window.__xss=1"> <script>window.__xss=2</script> '
+       "[click me](javascript:window.__xss=3) ![pixel]({pixel})")
+
+
+@pytest.fixture(scope="module")
+def launched(smollm2: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Launched]:
+    home = tmp_path_factory.mktemp("browser-home")
+    (home / "models").mkdir()
+    (home / "models" / smollm2.name).symlink_to(smollm2)
+    stack = Launched(["--no-browser"], home)
+    try:
+        stack.expect(READY)
+        yield stack
+    finally:
+        stack.cleanup()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with chromium() as opened:
+        yield opened
+
+
+@pytest.fixture
+def app(launched: Launched, browser: Browser) -> Iterator[ChatPage]:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    try:
+        yield ChatPage(context.new_page(), launched.session()["urls"]["app"]).open()
+    finally:
+        context.close()
+
+
+def llm_log(launched: Launched) -> str:
+    return (launched.home / "logs" / "llm.log").read_text(errors="replace")
+
+
+def test_send_a_question_and_watch_the_answer_stream_in(app: ChatPage) -> None:
+    screenshot(app.page, "01-start")
+    app.send("Write three sentences about the sea.")
+    answer = app.assistant().get_by_test_id("stMarkdownContainer").first
+    answer.wait_for(timeout=60_000)
+    lengths: list[int] = []
+    while app.stop_button.count() and len(lengths) < 40:
+        lengths.append(len(answer.inner_text()))
+        if len(lengths) == 3:
+            screenshot(app.page, "02-streaming")
+        time.sleep(0.1)
+    assert len(set(lengths)) > 1, lengths  # the text grew while the page watched
+    text = app.wait_for_answer()
+    assert text.strip()
+    stats = app.assistant().get_by_text(re.compile("tokens/s")).inner_text()
+    assert "smollm2-135m" in stats and "first token" in stats
+    screenshot(app.page, "03-answer")
+    assert app.errors == []
+
+
+def test_stop_ends_generation_upstream_and_keeps_the_partial_answer(
+        app: ChatPage, launched: Launched) -> None:
+    disconnects = llm_log(launched).count("Disconnected from client")
+    app.send("Write a very long story about a dragon who learns to cook.")
+    app.stop_button.wait_for(timeout=60_000)
+    answer = app.assistant().get_by_test_id("stMarkdownContainer").first
+    answer.wait_for(timeout=60_000)
+    time.sleep(1.5)
+    screenshot(app.page, "04-before-stop")
+    app.page.keyboard.press("Escape")  # the Stop button's shortcut
+    app.assistant().get_by_text("Stopped: the answer above is partial.").wait_for(
+        timeout=30_000)
+    app.wait_idle()
+    screenshot(app.page, "05-stopped")
+    partial = answer.inner_text()
+    assert partial.strip()
+    deadline = time.monotonic() + 15
+    while llm_log(launched).count("Disconnected from client") == disconnects:
+        assert time.monotonic() < deadline, "the LLM server never saw the stream close"
+        time.sleep(0.1)
+    # The server is free again: the next question is answered.
+    app.send("Answer with one word: what colour is grass?")
+    assert app.wait_for_answer().strip()
+    assert app.errors == []
+
+
+def test_switch_conversations_and_find_the_history_after_a_reload(app: ChatPage) -> None:
+    app.send("Answer in one word: the capital of Italy?")
+    first_answer = app.wait_for_answer()
+    first_address = app.page.url
+    app.page.keyboard.press("Control+Shift+O")  # new conversation
+    app.page.wait_for_url(lambda url: url != first_address)
+    app.wait_idle()
+    assert app.messages.count() == 0
+    app.send("Answer in one word: the capital of Spain?")
+    app.wait_for_answer()
+    app.sidebar_button("Answer in one word: the capital of Italy?").click()
+    app.page.wait_for_url(first_address)
+    app.wait_idle()
+    question = app.messages.first.get_by_test_id("stMarkdownContainer").first
+    assert question.inner_text() == "Answer in one word: the capital of Italy?"
+    screenshot(app.page, "06-switched")
+    app.page.reload()
+    app.wait_idle()
+    assert app.assistant().get_by_test_id("stMarkdownContainer").first.inner_text() \
+        == first_answer
+    app.sidebar_button("Answer in one word: the capital of Spain?").wait_for()
+    screenshot(app.page, "07-after-reload")
+    assert app.errors == []
+
+
+def test_shift_enter_adds_a_line_and_enter_sends(app: ChatPage) -> None:
+    app.input.fill("First line")
+    app.input.press("Shift+Enter")
+    app.input.type("second line")
+    assert app.input.input_value() == "First line\nsecond line"
+    app.input.press("Enter")
+    app.wait_for_answer()
+    question = app.messages.first.get_by_test_id("stMarkdownContainer").first.inner_text()
+    assert question.splitlines() == ["First line", "second line"]
+
+
+def test_export_all_downloads_a_backup_with_the_conversations(app: ChatPage) -> None:
+    app.send("Answer in one word: the colour of the sky?")
+    app.wait_for_answer()
+    backup_section = app.open_section("Backup")
+    with app.page.expect_download() as download:
+        backup_section.get_by_role("button", name="Export all (JSON)").click()
+    backup = json.loads(Path(download.value.path()).read_text())
+    titles = [c["title"] for c in backup["conversations"]]
+    assert backup["format"] == "opea-chat"
+    assert "Answer in one word: the colour of the sky?" in titles
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.paths: list[str] = []
+
+    def __call__(self, request: BaseHTTPRequestHandler) -> None:
+        self.paths.append(request.path)
+        request.send_response(404)
+        request.send_header("Content-Length", "0")
+        request.end_headers()
+
+
+def assert_nothing_ran(app: ChatPage, recorder: Recorder) -> None:
+    answer = app.assistant()
+    answer.get_by_text("<script>window.__xss=2</script>", exact=False).wait_for()
+    assert app.page.evaluate("window.__xss") is None
+    assert app.page.locator("img[src=x]").count() == 0
+    assert app.page.locator("script", has_text="__xss").count() == 0
+    answer.get_by_text("click me").click()
+    time.sleep(0.5)
+    assert app.page.evaluate("window.__xss") is None
+    assert recorder.paths == []  # the image was not fetched: it is shown as a link
+    assert app.errors == []
+
+
+def test_html_and_scripts_in_an_imported_answer_are_shown_as_text(
+        app: ChatPage, tmp_path: Path) -> None:
+    recorder = Recorder()
+    with serve(recorder) as pixel_server:
+        backup = {"format": "opea-chat", "version": 1, "conversations": [{
+            "title": f"Hostile ![title]({pixel_server}/title.png) answer", "messages": [
+                {"role": "user", "content": "Show me HTML."},
+                {"role": "assistant",
+                 "content": XSS.format(pixel=pixel_server + "/pixel.png")}]}]}
+        upload = tmp_path / "hostile.json"
+        upload.write_text(json.dumps(backup))
+        app.open_section("Backup").locator("input[type=file]").set_input_files(str(upload))
+        app.page.get_by_text("Imported 1 conversation.").wait_for(timeout=30_000)
+        app.wait_idle()
+        assert_nothing_ran(app, recorder)
+        screenshot(app.page, "08-hostile-import")
+
+
+def test_code_blocks_are_highlighted_and_copied_with_one_click(app: ChatPage,
+                                                              tmp_path: Path) -> None:
+    code = 'def greet(name):\n    return f"Hello, {name}!"'
+    backup = {"format": "opea-chat", "version": 1, "conversations": [{
+        "title": "Some code", "messages": [
+            {"role": "user", "content": "A greeting function?"},
+            {"role": "assistant", "content": f"Here:\n\n```python\n{code}\n```\n"}]}]}
+    upload = tmp_path / "code.json"
+    upload.write_text(json.dumps(backup))
+    app.page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    app.open_section("Backup").locator("input[type=file]").set_input_files(str(upload))
+    block = app.assistant().get_by_test_id("stCode")
+    block.wait_for(timeout=30_000)
+    app.wait_idle()
+    assert block.locator("span.token.keyword").first.inner_text() == "def"  # highlighted
+    block.hover()
+    block.get_by_role("button", name="Copy to clipboard").click()
+    assert app.page.evaluate("navigator.clipboard.readText()") == code
+    screenshot(app.page, "12-code-block")
+
+
+def hostile_model(pixel: str) -> object:
+    def handle(request: BaseHTTPRequestHandler) -> None:
+        request.rfile.read(int(request.headers.get("Content-Length") or 0))
+        text = XSS.format(pixel=pixel)
+        events = [f"data: {text[i:i + 7].encode()!r}\n\n" for i in range(0, len(text), 7)]
+        body = ("".join(events) + "data: [DONE]\n\n").encode()
+        request.send_response(200)
+        request.send_header("Content-Type", "text/event-stream")
+        request.send_header("Content-Length", str(len(body)))
+        request.end_headers()
+        request.wfile.write(body)
+
+    return handle
+
+
+def test_html_and_scripts_streamed_by_the_model_are_shown_as_text(
+        browser: Browser, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    recorder = Recorder()
+    with serve(recorder) as pixel_server, \
+            serve(hostile_model(pixel_server + "/pixel.png")) as model:  # type: ignore[arg-type]
+        port = pick_free_port()
+        monkeypatch.setenv("OPEA_CHAT_HOME", str(tmp_path / "home"))
+        monkeypatch.setenv(MEGASERVICE_URL_VARIABLE, model)
+        command = [sys.executable, "-m", "streamlit", "run", str(APP_SCRIPT),
+                   "--server.address", "127.0.0.1", "--server.port", str(port),
+                   "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+        url = f"http://127.0.0.1:{port}"
+        with running("app", command, url + "/_stcore/health", tmp_path):
+            context = browser.new_context()
+            try:
+                app = ChatPage(context.new_page(), url).open()
+                app.send("Say something hostile.")
+                app.wait_for_answer()
+                assert_nothing_ran(app, recorder)
+                screenshot(app.page, "09-hostile-stream")
+            finally:
+                context.close()
+
+
+@pytest.mark.parametrize(("scheme", "dark"), [("light", False), ("dark", True)])
+def test_light_and_dark_themes(launched: Launched, browser: Browser, scheme: str,
+                               dark: bool) -> None:
+    context = browser.new_context(color_scheme=scheme,  # type: ignore[arg-type]
+                                  viewport={"width": 1280, "height": 900})
+    try:
+        app = ChatPage(context.new_page(), launched.session()["urls"]["app"]).open()
+        app.open_section("Model")
+        background = app.page.evaluate(
+            "getComputedStyle(document.querySelector('.stApp')).backgroundColor")
+        red, green, blue = (int(v) for v in re.findall(r"\d+", background)[:3])
+        assert (red + green + blue < 200) is dark, background
+        screenshot(app.page, f"10-theme-{scheme}")
+    finally:
+        context.close()
+
+
+def test_a_narrow_window_still_chats(launched: Launched, browser: Browser) -> None:
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True,
+                                  has_touch=True)
+    try:
+        app = ChatPage(context.new_page(), launched.session()["urls"]["app"]).open()
+        assert app.input.is_visible()
+        app.send("Answer in one word: the opposite of hot?")
+        assert app.wait_for_answer().strip()
+        box = app.input.bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390
+        screenshot(app.page, "11-narrow")
+        assert app.errors == []
+    finally:
+        context.close()

@@ -1,0 +1,160 @@
+"""What the page's clicks do, on a real history and a plain dict as the tab's state."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app import page_state
+from app.history import AnswerMeta, History, Template
+from app.page_state import ANSWER_FOR, CURRENT, EDIT_PROBLEM, EDITING, UNDO, key
+from app.prompts import BUILT_IN, all_templates
+from opea.client import ChatParams
+
+
+@pytest.fixture
+def history(tmp_path: Path) -> History:
+    return History(tmp_path / "history.sqlite3")
+
+
+def test_the_first_visit_opens_a_new_conversation_and_reuses_an_empty_one(
+        history: History) -> None:
+    state: dict[str, Any] = {}
+    first = page_state.current_conversation(history, state, None)
+    assert state[CURRENT] == first.id
+    again = page_state.current_conversation(history, {}, None)  # another tab, same file
+    assert again.id == first.id  # still empty: no second empty conversation
+    history.add_question(first.id, "hi", None, ChatParams())
+    third = page_state.current_conversation(history, {}, None)
+    assert third.id != first.id
+
+
+def test_a_click_wins_over_the_address_unless_the_address_changed(history: History
+                                                                   ) -> None:
+    a = history.create_conversation(title="a")
+    b = history.create_conversation(title="b")
+    state: dict[str, Any] = {}
+    assert page_state.current_conversation(history, state, a.id).id == a.id  # opened ?c=a
+    page_state.select(state, b.id)  # a click in the sidebar; the address still says a
+    assert page_state.current_conversation(history, state, a.id).id == b.id
+    assert page_state.current_conversation(history, state, b.id).id == b.id  # now ?c=b
+    # The user went back to ?c=a (or opened a bookmark): the address wins.
+    assert page_state.current_conversation(history, state, a.id).id == a.id
+    assert page_state.current_conversation(history, state, 999).id == a.id  # unknown id
+    history.delete(a.id)
+    assert page_state.current_conversation(history, state, a.id).id != a.id
+
+
+def test_the_sidebar_lists_conversations_with_messages_and_the_current_one(
+        history: History) -> None:
+    empty = history.create_conversation(title="empty")
+    other_empty = history.create_conversation(title="other empty")
+    used = history.create_conversation(title="used")
+    history.add_question(used.id, "hi", None, ChatParams())
+    titles = [c.title for c in page_state.listed(history.conversations(), empty.id)]
+    assert titles == ["used", "empty"]
+    assert other_empty.title not in titles
+
+
+def test_new_conversation_does_not_pile_up_empty_ones(history: History) -> None:
+    state: dict[str, Any] = {}
+    first = page_state.current_conversation(history, state, None)
+    page_state.new_conversation(history, state)
+    assert state[CURRENT] == first.id
+    history.add_question(first.id, "hi", None, ChatParams())
+    page_state.new_conversation(history, state)
+    assert state[CURRENT] != first.id and len(history.conversations()) == 2
+
+
+def test_delete_then_undo_brings_the_conversation_back(history: History) -> None:
+    conversation = history.create_conversation(title="precious")
+    state: dict[str, Any] = {CURRENT: conversation.id}
+    page_state.delete(history, state, conversation)
+    assert state[UNDO] == "precious" and CURRENT not in state
+    assert history.conversations() == []
+    page_state.undo_delete(history, state)
+    assert UNDO not in state and state[CURRENT] == conversation.id
+    assert [c.title for c in history.conversations()] == ["precious"]
+
+
+def test_rename_takes_the_typed_title_and_ignores_a_blank_one(history: History) -> None:
+    conversation = history.create_conversation()
+    state: dict[str, Any] = {key("title", conversation.id): "  Holiday plans "}
+    page_state.rename(history, state, conversation.id)
+    state[key("title", conversation.id)] = "   "
+    page_state.rename(history, state, conversation.id)
+    assert [c.title for c in history.conversations()] == ["Holiday plans"]
+
+
+def test_regenerate_drops_the_answer_and_asks_again(history: History) -> None:
+    conversation = history.create_conversation()
+    history.add_question(conversation.id, "q", None, ChatParams())
+    answer = history.add_answer(conversation.id, "a", AnswerMeta())
+    state: dict[str, Any] = {}
+    page_state.ask_again(history, state, conversation.id, answer.id)
+    assert [m.role for m in history.messages(conversation.id)] == ["user"]
+    assert state[ANSWER_FOR] == conversation.id
+
+
+def test_an_edit_replaces_the_question_and_what_followed_unless_it_is_empty(
+        history: History) -> None:
+    conversation = history.create_conversation()
+    question = history.add_question(conversation.id, "old", None, ChatParams())
+    history.add_answer(conversation.id, "a", AnswerMeta())
+    state: dict[str, Any] = {}
+    page_state.start_edit(state, question.id, question.content)
+    assert state[EDITING] == question.id and state[key("edit", question.id)] == "old"
+    state[key("edit", question.id)] = "   "
+    page_state.send_edit(history, state, conversation.id, question.id)
+    assert state[EDIT_PROBLEM] == "Type a question first."
+    assert [m.content for m in history.messages(conversation.id)] == ["old", "a"]  # kept
+    state[key("edit", question.id)] = "new"
+    page_state.send_edit(history, state, conversation.id, question.id)
+    assert [m.content for m in history.messages(conversation.id)] == ["new"]
+    assert state[ANSWER_FOR] == conversation.id and EDITING not in state
+
+
+def test_settings_and_templates_are_saved_per_conversation(history: History) -> None:
+    one = history.create_conversation()
+    two = history.create_conversation()
+    state: dict[str, Any] = {}
+    page_state.init_settings(state, one)
+    keys = page_state.settings_keys(one)
+    state[keys["temperature"]] = 0.0
+    state[keys["max_tokens"]] = 128
+    state[keys["template"]] = "Coder"
+    page_state.apply_template(history, state, one, all_templates(history.templates()))
+    stored = history.conversation(one.id)
+    assert stored is not None
+    assert stored.system_prompt == next(t for t in BUILT_IN if t.name == "Coder").system_prompt
+    assert stored.params == ChatParams(max_tokens=128, temperature=0.0, top_p=0.95)
+    untouched = history.conversation(two.id)
+    assert untouched is not None and untouched.params == ChatParams()
+
+
+def test_a_saved_template_with_a_built_in_name_replaces_it() -> None:
+    mine = [Template("Concise", "Mine."), Template("Zed", "z")]
+    names = [(t.name, t.system_prompt) for t in all_templates(mine)]
+    assert ("Concise", "Mine.") in names and names[-1] == ("Zed", "z")
+    assert sum(name == "Concise" for name, _ in names) == 1
+
+
+def test_a_new_run_waits_until_the_stopping_run_has_stored_its_answer() -> None:
+    state: dict[str, Any] = {}
+    stored = page_state.begin_answer(state)
+    order: list[str] = []
+
+    def stopping_run() -> None:
+        order.append("storing")
+        stored.set()
+
+    timer = threading.Timer(0.2, stopping_run)
+    timer.start()
+    page_state.wait_for_answer_in_progress(state, timeout=10)
+    order.append("reading")
+    timer.join()
+    assert order == ["storing", "reading"]
+    assert page_state.ANSWERING not in state

@@ -1,0 +1,50 @@
+"""What the app reads about the running stack, and the health of each service over real
+HTTP."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from app.stack_status import DEFAULT_CONTEXT_SIZE, StackInfo, check_health, stack_info
+from launcher.local_runtime import MEGASERVICE_URL_VARIABLE
+from launcher.ports import pick_free_port
+from launcher.session_file import write_session
+from tests.http_stub import reply, serve
+
+
+def test_the_session_file_gives_runtime_model_context_and_addresses(tmp_path: Path) -> None:
+    session = tmp_path / "session.json"
+    write_session(session, {
+        "runtime": "local", "context_size": 2048,
+        "model": {"name": "smollm2-135m", "path": "/models/s.gguf"},
+        "urls": {"llm": "http://127.0.0.1:1", "megaservice": "http://127.0.0.1:2"}})
+    info = stack_info({}, session)
+    assert info == StackInfo(megaservice_url="http://127.0.0.1:2", runtime="local",
+                             model_name="smollm2-135m", model_path="/models/s.gguf",
+                             context_size=2048, urls={"llm": "http://127.0.0.1:1",
+                                                      "megaservice": "http://127.0.0.1:2"})
+    # The launcher's variable names the megaservice the app was started for.
+    info = stack_info({MEGASERVICE_URL_VARIABLE: "http://127.0.0.1:3"}, session)
+    assert info.megaservice_url == info.urls["megaservice"] == "http://127.0.0.1:3"
+
+
+def test_without_a_launcher_the_defaults_apply(tmp_path: Path) -> None:
+    broken = tmp_path / "session.json"
+    broken.write_text("{half")
+    for session in (tmp_path / "missing.json", broken):
+        info = stack_info({}, session)
+        assert info.megaservice_url == "http://127.0.0.1:8888"
+        assert info.context_size == DEFAULT_CONTEXT_SIZE and info.model_name is None
+
+
+def test_health_of_each_service_in_stack_order() -> None:
+    dead = f"http://127.0.0.1:{pick_free_port()}"
+    with serve(reply(200, b"{}", "application/json")) as healthy, \
+            serve(reply(503, b"loading")) as unhealthy:
+        info = StackInfo(megaservice_url=unhealthy,
+                         urls={"app": dead, "megaservice": unhealthy, "llm": healthy})
+        results = check_health(info, timeout=1.0)
+    assert [(h.service, h.url, h.healthy) for h in results] == [
+        ("llm", healthy, True), ("megaservice", unhealthy, False), ("app", dead, False)]
+    assert results[1].detail == "HTTP 503"
+    assert results[2].detail.startswith("not answering")
