@@ -10,6 +10,7 @@ local process, as in the local runtime.
 from __future__ import annotations
 
 import contextlib
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -34,7 +35,7 @@ from launcher.docker_plan import (
     runs_in_container,
     session_labels,
 )
-from launcher.errors import GpuUnavailableError, ServiceStartError
+from launcher.errors import CleanupError, GpuUnavailableError, ServiceStartError
 from launcher.gpu import GpuReport, probe_gpus
 from launcher.images import ensure_images
 from launcher.local_runtime import LocalRuntime
@@ -187,10 +188,28 @@ class DockerRuntime:
             self._remove(service, container)
 
     def stop_all(self) -> None:
+        """Try to remove everything, then report what could not be removed."""
         self._local.stop_all()
+        failed: list[str] = []
+
+        def remove(service: str, container: Container) -> None:
+            try:
+                self._remove(service, container)
+            except docker.errors.APIError as error:
+                failed.append(f"container {container.name} ({error.explanation or error})")
+
         with ThreadPoolExecutor(max_workers=max(1, len(self._containers))) as pool:
-            list(pool.map(self._remove, self._containers, self._containers.values()))
+            list(pool.map(remove, self._containers, self._containers.values()))
         self._containers.clear()
+        if self._network is not None:
+            try:
+                remove_network(self._network)
+            except docker.errors.APIError as error:
+                failed.append(f"network {self._network.name} ({error.explanation or error})")
+            self._network = None
+        if failed:
+            raise CleanupError("could not remove " + "; ".join(failed),
+                               hint="run `opea-chat stop` to try again")
 
     def _remove(self, service: str, container: Container) -> None:
         """Stop and remove, keeping the container's log in the log folder first, so that
@@ -205,8 +224,7 @@ class DockerRuntime:
                 handle.write(container.logs())
         remove_container(container)
         if self._network is not None:
-            with contextlib.suppress(docker.errors.NotFound):
-                self._network.remove()
+            remove_network(self._network)
             self._network = None
 
 
@@ -219,6 +237,26 @@ def remove_container(container: Container) -> None:
         container.remove(force=True)
 
 
+def remove_network(network: Network, attempts: int = 20) -> None:
+    """Remove a session network. The engine can still list an endpoint of a container
+    removed a moment ago ("has active endpoints"): disconnect what is left and retry."""
+    for _ in range(attempts):
+        try:
+            network.remove()
+            return
+        except docker.errors.NotFound:
+            return
+        except docker.errors.APIError as error:
+            if "active endpoints" not in str(error):
+                raise
+            with contextlib.suppress(docker.errors.APIError):
+                network.reload()
+                for container_id in network.attrs.get("Containers") or {}:
+                    network.disconnect(container_id, force=True)
+            time.sleep(0.25)
+    network.remove()
+
+
 def remove_leftovers(client: docker.DockerClient, home: str) -> list[str]:
     """Remove every container and network this home's launchers started; return their
     names. Only call it when no launcher of this home runs."""
@@ -228,7 +266,7 @@ def remove_leftovers(client: docker.DockerClient, home: str) -> list[str]:
         list(pool.map(remove_container, containers))
     removed = [container.name for container in containers]
     for network in client.networks.list(filters={"label": labels}):
-        with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
-            network.remove()
+        with contextlib.suppress(docker.errors.APIError):
+            remove_network(network)
             removed.append(network.name)
     return removed

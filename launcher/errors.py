@@ -63,6 +63,10 @@ class ImageError(OpeaChatError):
     """A container image is missing, cannot be pulled, or the pull was refused."""
 
 
+class CleanupError(OpeaChatError):
+    """Something opea-chat started could not be removed at the end."""
+
+
 class ControlError(OpeaChatError):
     """The running launcher did not answer, or refused, a control request."""
 

@@ -19,7 +19,13 @@ import psutil
 
 from launcher.browser import open_in_browser
 from launcher.control import ControlRequest, ControlServer
-from launcher.errors import Interrupted, ModelError, OpeaChatError, ServiceExitedError
+from launcher.errors import (
+    CleanupError,
+    Interrupted,
+    ModelError,
+    OpeaChatError,
+    ServiceExitedError,
+)
 from launcher.health import LOG_LINES, wait_healthy
 from launcher.idle import IdleWatch
 from launcher.local_runtime import LocalRuntime
@@ -266,6 +272,7 @@ def launch(settings: Settings, paths: Paths, progress: Progress) -> int:
             progress.note(note)
         session = Session(settings, paths, plan, runtime, progress, stop)
         session.control.start()
+        left_behind: CleanupError | None = None
         try:
             session.save()
             runtime.prepare(plan, progress)
@@ -281,8 +288,15 @@ def launch(settings: Settings, paths: Paths, progress: Progress) -> int:
             progress.note(f"Stopping ({stop.signal_name}) ...")
         finally:
             progress.stop_waiting()
-            runtime.stop_all()
             session.control.close()
-            remove_session(paths.session_file)
+            try:
+                runtime.stop_all()
+            except CleanupError as problem:
+                left_behind = problem  # the session file stays: `stop` finds the rest
+                progress.note(f"Warning: {problem.one_line()}")
+            else:
+                remove_session(paths.session_file)
+        if left_behind is not None:
+            raise left_behind
         progress.note("Stopped: every service opea-chat started has ended.")
         return 0

@@ -38,4 +38,5 @@ class Runtime(Protocol):
         """Stop and forget one service (to start it again with another model, say)."""
 
     def stop_all(self) -> None:
-        """Stop everything this runtime started, newest first. Safe to call twice."""
+        """Stop everything this runtime started, newest first. Safe to call twice. Tries
+        everything, then raises CleanupError naming what could not be removed."""

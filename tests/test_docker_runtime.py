@@ -214,7 +214,7 @@ def test_stop_from_another_shell_ends_a_running_launcher(
     assert stop.returncode == 0, stop.stdout + stop.stderr
     assert "Stopping the launcher (PID" in stop.stdout
     assert launched.wait() == 0
-    assert "Stopping (SIGTERM)" in launched.output
+    assert "Stopping (opea-chat stop)" in launched.output
     assert_nothing_left(docker_client, launched, ports)
 
 
