@@ -13,15 +13,14 @@ from pathlib import Path
 
 import streamlit as st
 
-from app import chat, page_state
+from app import chat, page_state, session_actions
 from app.cache import SETTING as CACHE_SETTING
-from app.device import Device, detect_device
 from app.export import MAX_IMPORT_BYTES, parse_json, to_json, to_markdown
 from app.history import FILE_NAME, Conversation, History, Message, set_aside
 from app.page_state import ANSWER_FOR, EDIT_PROBLEM, EDITING, NOTICE, UNDO, key
 from app.prompts import all_templates
 from app.render import safe_markdown, typed_markdown
-from app.stack_status import Health, StackInfo, check_health, stack_info
+from app.stack_status import LiveStatus, StackInfo, live_status, stack_info
 from app.tokens import TokenCounter, estimate_tokens, gguf_counter
 from launcher.errors import ContextOverflowError, HistoryError, OpeaChatError
 from launcher.paths import resolve_paths
@@ -30,6 +29,7 @@ from opea.client import OpeaClient
 PRODUCT = "opea-chat"
 NEW_CONVERSATION_SHORTCUT = "Ctrl+Shift+O"
 STOP_SHORTCUT = "Esc"
+STOPPED = "stopped"
 
 
 @st.cache_resource
@@ -43,18 +43,13 @@ def token_counter(model_path: str | None) -> TokenCounter:
 
 
 @st.cache_resource(show_spinner=False)
-def device(runtime: str | None) -> Device:
-    return detect_device(runtime)
-
-
-@st.cache_resource(show_spinner=False)
 def open_history(path: str) -> History:
     return History(Path(path))
 
 
 @st.cache_data(ttl=5, show_spinner=False)
-def health(info: StackInfo) -> list[Health]:
-    return check_health(info, timeout=1.0)
+def status(info: StackInfo) -> LiveStatus:
+    return live_status(info, timeout=1.0)
 
 
 def app_version() -> str:
@@ -142,19 +137,63 @@ def sidebar(history: History, info: StackInfo, conversation: Conversation,
 
 
 def model_panel(info: StackInfo, last_speed: float | None) -> None:
+    live = status(info)
     rows = [
         ("Runtime", info.runtime or "unknown (no session file)"),
         ("Model", info.model_name or "unknown"),
         ("File", info.model_path or "unknown"),
         ("Context", f"{info.context_size:,} tokens"),
-        ("Device", device(info.runtime).describe()),
+        ("Device", live.device),
     ]
     st.markdown("\n".join(f"- **{name}:** {safe_markdown(value)}" for name, value in rows))
-    for service in health(info):
+    for service in live.services:
         mark = ":green[:material/check_circle:]" if service.healthy \
             else ":red[:material/error:]"
         st.caption(f"{mark} {service.service} · {service.url} · {service.detail}")
     st.metric("Last answer", f"{last_speed:.1f} tokens/s" if last_speed else "none yet")
+    if session_actions.can_control(info):
+        model_switch(info)
+        if st.button("Quit opea-chat", key="quit", icon=":material/power_settings_new:",
+                     use_container_width=True):
+            confirm_quit(info)
+
+
+def model_switch(info: StackInfo) -> None:
+    choices = session_actions.model_choices(info.model_name)
+    if len(choices) < 2:
+        st.caption("Pull or copy another model into the models folder to switch to it.")
+        return
+    chosen = st.selectbox("Switch the model", choices, key="switch_to")
+    if st.button("Switch", key="switch", disabled=chosen == info.model_name):
+        with st.spinner(f"Starting {chosen}; the other services keep running ..."):
+            try:
+                name = session_actions.switch_model(info, chosen)
+            except OpeaChatError as error:
+                st.error(error.one_line())
+                return
+        status.clear()
+        st.session_state[NOTICE] = f"Now answering with {name}."
+        st.rerun()
+
+
+@st.dialog("Quit opea-chat?")
+def confirm_quit(info: StackInfo) -> None:
+    st.write("This stops every service opea-chat started (the model, the OPEA megaservice "
+             "and this page). Your conversations are kept.")
+    if st.button("Quit", key="quit_confirmed", type="primary"):
+        try:
+            session_actions.quit_session(info)
+        except OpeaChatError as error:
+            st.error(error.one_line())
+            return
+        st.session_state[STOPPED] = True
+        st.rerun()
+
+
+def stopped_page() -> None:
+    st.title(PRODUCT, anchor=False)
+    st.success("opea-chat has stopped: every service it started has ended. You can close "
+               "this tab. Start it again with `opea-chat launch` or the desktop shortcut.")
 
 
 def backup(history: History) -> None:
@@ -318,6 +357,9 @@ def answer(history: History, conversation: Conversation, info: StackInfo) -> Non
 
 def page() -> None:
     state = st.session_state
+    if state.get(STOPPED):
+        stopped_page()
+        return
     st.title(PRODUCT, anchor=False)
     info = stack_info()
     if notice := state.pop(NOTICE, None):

@@ -1,6 +1,7 @@
 """What the app knows about the stack it talks to: the launcher's session file (runtime,
-model, context size, each service's address) and the megaservice address the launcher
-passes in its environment; and whether each service answers its health check now."""
+model, context size, each service's address, the control channel) and the megaservice
+address the launcher passes in its environment; and, live, each service's health and the
+device, as the running launcher reports them (it is the one that knows)."""
 
 from __future__ import annotations
 
@@ -12,11 +13,12 @@ from typing import Any
 
 import httpx
 
-from launcher.local_runtime import MEGASERVICE_URL_VARIABLE
+from launcher.control import ControlClient
+from launcher.errors import ControlError
 from launcher.paths import resolve_paths
 from launcher.session_file import read_session
 from launcher.settings import Settings
-from opea.stack import LLAMA_CPP_PYTHON, PROFILES
+from opea.stack import MEGASERVICE_URL_VARIABLE
 
 DEFAULT_MEGASERVICE_URL = "http://127.0.0.1:8888"
 DEFAULT_CONTEXT_SIZE = Settings().context_size
@@ -30,6 +32,13 @@ class StackInfo:
     model_path: str | None = None
     context_size: int = DEFAULT_CONTEXT_SIZE
     urls: dict[str, str] = field(default_factory=dict)
+    # (port, token) of the running launcher's control channel, if there is one.
+    control: tuple[int, str] | None = None
+
+    def control_client(self, timeout: float = 5.0) -> ControlClient | None:
+        if self.control is None:
+            return None
+        return ControlClient(*self.control, timeout=timeout)
 
 
 @dataclass(frozen=True)
@@ -52,6 +61,7 @@ def stack_info(environ: Mapping[str, str] | None = None,
     megaservice = env.get(MEGASERVICE_URL_VARIABLE) or urls.get("megaservice") \
         or DEFAULT_MEGASERVICE_URL
     urls["megaservice"] = megaservice  # the address this app was started to use
+    control = session.get("control") or {}
     return StackInfo(
         megaservice_url=megaservice,
         runtime=session.get("runtime"),
@@ -60,22 +70,39 @@ def stack_info(environ: Mapping[str, str] | None = None,
         context_size=context if isinstance(context, int) and context > 0
         else DEFAULT_CONTEXT_SIZE,
         urls=urls,
+        control=(int(control["port"]), str(control["token"]))
+        if isinstance(control, dict) and "port" in control and "token" in control else None,
     )
 
 
-def check_health(info: StackInfo, timeout: float = 2.0) -> list[Health]:
-    """Each known service's health, in stack order."""
-    results = []
-    with httpx.Client(timeout=timeout, trust_env=False) as http:
-        for spec in (LLAMA_CPP_PYTHON, *PROFILES["chat"].services):
-            url = info.urls.get(spec.name)
-            if url is None:
-                continue
-            try:
-                response = http.get(url + spec.health.path)
-                healthy = response.is_success
-                detail = "healthy" if healthy else f"HTTP {response.status_code}"
-            except httpx.TransportError as exc:
-                healthy, detail = False, f"not answering ({type(exc).__name__})"
-            results.append(Health(spec.name, url, healthy, detail))
-    return results
+@dataclass(frozen=True)
+class LiveStatus:
+    device: str
+    services: list[Health]
+
+
+def live_status(info: StackInfo, timeout: float = 2.0) -> LiveStatus:
+    """Each service's health and the device, from the running launcher; without one (the
+    app started on its own), the health of the megaservice this app talks to."""
+    client = info.control_client(timeout)
+    if client is not None:
+        try:
+            status = client.status()
+        except ControlError:
+            pass
+        else:
+            return LiveStatus(
+                device=str(status.get("device") or "unknown"),
+                services=[Health(s["name"], s["url"], bool(s["healthy"]),
+                                 "healthy" if s["healthy"] else "not healthy")
+                          for s in status.get("services", [])])
+        finally:
+            client.close()
+    url = info.megaservice_url
+    try:
+        response = httpx.get(url + "/v1/health_check", timeout=timeout, trust_env=False)
+        health = Health("megaservice", url, response.is_success,
+                        "healthy" if response.is_success else f"HTTP {response.status_code}")
+    except httpx.TransportError as exc:
+        health = Health("megaservice", url, False, f"not answering ({type(exc).__name__})")
+    return LiveStatus(device="unknown (no running launcher)", services=[health])

@@ -29,6 +29,7 @@ from launcher.ports import HOST
 STATUS_PATH = "/v1/status"
 SHUTDOWN_PATH = "/v1/shutdown"
 MODEL_PATH = "/v1/model"
+MAX_SHUTDOWN_DELAY = 5.0
 
 
 @dataclass
@@ -101,8 +102,11 @@ class ControlServer:
                     self._reply(400, {"error": "the body is not JSON"})
                     return
                 if self.path == SHUTDOWN_PATH:
-                    control._shutdown(str(body.get("reason") or "a stop request"))
-                    self._reply(202, {"stopping": True})
+                    reason = str(body.get("reason") or "a stop request")
+                    # A short delay lets a page that asked finish showing it has stopped.
+                    delay = min(max(float(body.get("after_s") or 0), 0.0), MAX_SHUTDOWN_DELAY)
+                    threading.Timer(delay, control._shutdown, args=(reason,)).start()
+                    self._reply(202, {"stopping": True, "after_s": delay})
                 elif self.path == MODEL_PATH and isinstance(body.get("model"), str):
                     self._carry_out(ControlRequest("switch-model", body["model"]))
                 elif self.path == MODEL_PATH:
@@ -160,8 +164,8 @@ class ControlClient:
     def status(self) -> dict[str, Any]:
         return self._call("GET", STATUS_PATH)
 
-    def shutdown(self, reason: str) -> None:
-        self._call("POST", SHUTDOWN_PATH, {"reason": reason})
+    def shutdown(self, reason: str, after_s: float = 0.0) -> None:
+        self._call("POST", SHUTDOWN_PATH, {"reason": reason, "after_s": after_s})
 
     def switch_model(self, model: str, timeout: float) -> dict[str, Any]:
         return self._call("POST", MODEL_PATH, {"model": model}, timeout=timeout)

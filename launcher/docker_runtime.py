@@ -36,7 +36,7 @@ from launcher.docker_plan import (
     session_labels,
 )
 from launcher.errors import CleanupError, GpuUnavailableError, ServiceStartError
-from launcher.gpu import GpuReport, probe_gpus
+from launcher.gpu import GpuReport, describe_gpus, probe_gpus
 from launcher.images import ensure_images
 from launcher.local_runtime import LocalRuntime
 from launcher.paths import Paths
@@ -166,9 +166,8 @@ class DockerRuntime:
     def device(self) -> str:
         llm = self._plans.get("llm")
         if llm is None or llm.gpu_count is None or not self.gpus.gpus:
-            return "CPU"
-        return ", ".join(f"{gpu.name} ({gpu.memory_total / 1e9:.0f} GB, "
-                         f"{gpu.memory_free / 1e9:.0f} GB free)" for gpu in self.gpus.gpus)
+            return "CPU (the LLM container has no GPU)"
+        return "GPU: " + describe_gpus(self.gpus)
 
     def log_location(self, service: str) -> str:
         if service not in self._containers:

@@ -77,3 +77,11 @@ def probe_gpus() -> GpuReport:
     finally:
         with contextlib.suppress(pynvml.NVMLError):
             pynvml.nvmlShutdown()
+
+
+def describe_gpus(report: GpuReport) -> str:
+    """"NVIDIA H200, 140 of 141 GB free" for each GPU, or why there is none."""
+    if not report.gpus:
+        return report.problem or "no GPU"
+    return "; ".join(f"{gpu.name}, {gpu.memory_free / 1e9:.0f} of {gpu.memory_total / 1e9:.0f} "
+                     "GB free" for gpu in report.gpus)

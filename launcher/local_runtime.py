@@ -7,13 +7,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import platform
 import sys
 from pathlib import Path
 from typing import Any
 
 import app
 from launcher.errors import ConfigError
+from launcher.gpu import GpuReport, describe_gpus, probe_gpus
 from launcher.plan import PlannedService, StackPlan, render
 from launcher.ports import HOST
 from launcher.processes import (
@@ -24,10 +27,9 @@ from launcher.processes import (
     stop_child,
 )
 from launcher.progress import Progress
-from opea.stack import Role
+from opea.stack import MEGASERVICE_URL_VARIABLE, Role
 
 APP_SCRIPT = Path(app.__file__).parent / "main.py"
-MEGASERVICE_URL_VARIABLE = "OPEA_CHAT_MEGASERVICE_URL"
 
 
 def child_environment(base: dict[str, str] | None = None) -> dict[str, str]:
@@ -42,29 +44,69 @@ def child_environment(base: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def local_values(service: PlannedService, plan: StackPlan) -> dict[str, str]:
+def local_values(service: PlannedService, plan: StackPlan, gpu_layers: int = 0
+                 ) -> dict[str, str]:
     """The template values of one service running as a process on 127.0.0.1."""
     urls = {planned.name.replace("-", "_") + "_url": planned.url for planned in plan.services}
     return {**plan.values, **urls, "python": sys.executable, "host": HOST,
-            "port": str(service.port), "app_script": str(APP_SCRIPT)}
+            "port": str(service.port), "app_script": str(APP_SCRIPT),
+            "gpu_layers": str(gpu_layers)}
 
 
-def service_command(service: PlannedService, plan: StackPlan) -> list[str]:
+def service_command(service: PlannedService, plan: StackPlan, gpu_layers: int = 0
+                    ) -> list[str]:
     if service.spec.local_command is None:
         raise ConfigError(f"the {service.name} service runs only as a container",
                           hint="use --runtime docker")
-    return render(service.spec.local_command, local_values(service, plan))
+    return render(service.spec.local_command, local_values(service, plan, gpu_layers))
+
+
+def llama_cpp_offloads() -> bool:
+    """Whether the installed llama.cpp can put layers on a GPU (a CUDA build: see
+    scripts/build-llama.sh). The portable CPU build cannot."""
+    try:
+        import llama_cpp
+
+        return bool(llama_cpp.llama_supports_gpu_offload())
+    except (ImportError, OSError, AttributeError):
+        return False
+
+
+def cpu_name(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    name = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in cpuinfo.read_text(errors="replace").splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    return f"{name}, {os.cpu_count() or 1} threads"
 
 
 class LocalRuntime:
     name = "local"
 
-    def __init__(self, log_dir: Path):
+    def __init__(self, log_dir: Path, gpus: GpuReport | None = None):
         self.log_dir = log_dir
+        self._gpus = gpus
         self._children: dict[str, ChildProcess] = {}
+
+    @property
+    def gpus(self) -> GpuReport:
+        if self._gpus is None:
+            self._gpus = probe_gpus()
+        return self._gpus
+
+    @property
+    def gpu_layers(self) -> int:
+        """All layers on the GPU where this llama.cpp build and the machine allow it."""
+        return -1 if self.gpus.usable and llama_cpp_offloads() else 0
 
     def prepare(self, plan: StackPlan, progress: Progress) -> None:
         """Nothing to fetch: the packages are installed, the model is on disk."""
+        if self.gpus.usable and not llama_cpp_offloads():
+            progress.note("This llama.cpp was built for the CPU, so the GPU stays unused: "
+                          "rebuild it with scripts/build-llama.sh on a machine with nvcc, or "
+                          "use --runtime docker.")
 
     def start(self, service: PlannedService, plan: StackPlan) -> None:
         env = child_environment()
@@ -72,7 +114,7 @@ class LocalRuntime:
             env[MEGASERVICE_URL_VARIABLE] = plan.service("megaservice").url
         self._children[service.name] = start_child(
             service.name,
-            service_command(service, plan),
+            service_command(service, plan, self.gpu_layers),
             self.log_dir / f"{service.name}.log",
             env,
         )
@@ -85,8 +127,9 @@ class LocalRuntime:
         return log_tail(self._children[service].log_path, lines)
 
     def device(self) -> str:
-        # The local runtime's llama.cpp serves on the CPU (no GPU layers are offloaded).
-        return f"CPU ({os.cpu_count() or 1} cores)"
+        if self.gpu_layers:
+            return "GPU: " + describe_gpus(self.gpus)
+        return f"CPU: {cpu_name()}"
 
     def log_location(self, service: str) -> str:
         return str(self.log_dir / f"{service}.log")

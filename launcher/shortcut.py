@@ -59,14 +59,14 @@ def desktop_entry(command: list[str], environment: dict[str, str], icon: Path) -
     return "\n".join([
         "[Desktop Entry]",
         "Type=Application",
-        "Version=1.5",
+        "Version=1.4",
         "Name=opea-chat",
         "GenericName=Local LLM chat",
         "Comment=Chat with a local LLM through an OPEA ChatQnA stack",
         f"Exec={exec_line}",
         f"Icon={icon}",
         "Terminal=false",
-        "Categories=Utility;Development;",
+        "Categories=Utility;",
         "Keywords=LLM;chat;OPEA;AI;",
         "StartupNotify=false",
         "",
@@ -180,11 +180,18 @@ def install(paths: Paths, desktop: bool, menu: bool, platform: str = sys.platfor
     _manifest(paths).write_text(json.dumps(
         {"files": [str(f.path) for f in files], "dirs": [str(d) for d in created_dirs]},
         indent=2))
-    if platform.startswith("linux") and shutil.which("update-desktop-database"):
-        for folder in {f.path.parent for f in files if f.path.suffix == ".desktop"}:
-            subprocess.run(["update-desktop-database", str(folder)], capture_output=True,
-                           check=False, timeout=10)
+    _refresh_menu(files)
     return [f.path for f in files]
+
+
+def _refresh_menu(files: list[ShortcutFile] | list[Path]) -> None:
+    """Let the desktop's menu cache know (only the applications folder has one)."""
+    paths = [f.path if isinstance(f, ShortcutFile) else f for f in files]
+    if shutil.which("update-desktop-database"):
+        for folder in {p.parent for p in paths if p.parent.name == "applications"}:
+            if folder.is_dir():
+                subprocess.run(["update-desktop-database", str(folder)], capture_output=True,
+                               check=False, timeout=10)
 
 
 def remove(paths: Paths) -> list[Path]:
@@ -203,4 +210,5 @@ def remove(paths: Paths) -> list[Path]:
         with contextlib.suppress(OSError):  # not empty: something else lives there now
             folder.rmdir()
     manifest.unlink()
+    _refresh_menu(removed)
     return removed

@@ -83,6 +83,8 @@ class ServiceSpec:
 
 HF_OFFLINE = (("HF_HUB_OFFLINE", "1"), ("TRANSFORMERS_OFFLINE", "1"))
 CHATQNA_PATH = "/v1/chatqna"
+# Tells the app which megaservice to talk to (process or container alike).
+MEGASERVICE_URL_VARIABLE = "OPEA_CHAT_MEGASERVICE_URL"
 
 # --- LLM servers: which one serves a model depends on the runtime and the model's format.
 
@@ -99,6 +101,7 @@ LLAMA_CPP_PYTHON = ServiceSpec(
         "{python}", "-m", "llama_cpp.server", "--model", "{model_path}",
         "--model_alias", "{model_name}", "--host", "{host}", "--port", "{port}",
         "--n_ctx", "{context_size}", "--n_threads", "{threads}",
+        "--n_gpu_layers", "{gpu_layers}",
     ),
 )
 
@@ -186,7 +189,7 @@ CHAT_APP = ServiceSpec(
     container=Container(
         image="opea-chat/app:{version}",
         port=8501,
-        environment=(("OPEA_CHAT_MEGASERVICE_URL", "{megaservice_url}"),),
+        environment=((MEGASERVICE_URL_VARIABLE, "{megaservice_url}"),),
         health_tool="python",
     ),
     local_command=(
@@ -194,6 +197,8 @@ CHAT_APP = ServiceSpec(
         "--server.address", "{host}", "--server.port", "{port}",
         "--server.headless", "true", "--server.fileWatcherType", "none",
         "--browser.gatherUsageStats", "false", "--global.developmentMode", "false",
+        # "Deploy" (to Streamlit's cloud) means nothing for a local app.
+        "--client.toolbarMode", "viewer",
     ),
 )
 

@@ -17,10 +17,11 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from app.history import FILE_NAME, AnswerMeta, History
-from launcher.local_runtime import APP_SCRIPT, MEGASERVICE_URL_VARIABLE
+from launcher.local_runtime import APP_SCRIPT
 from launcher.ports import pick_free_port
 from launcher.session_file import write_session
 from opea.client import ChatParams
+from opea.stack import MEGASERVICE_URL_VARIABLE
 from tests.http_stub import reply, serve
 from tests.services import llm_server, megaservice
 

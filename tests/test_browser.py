@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser
 
-from launcher.local_runtime import APP_SCRIPT, MEGASERVICE_URL_VARIABLE
+from launcher.local_runtime import APP_SCRIPT
 from launcher.ports import pick_free_port
+from opea.stack import MEGASERVICE_URL_VARIABLE
 from tests.browser import ChatPage, chromium, screenshot
 from tests.http_stub import serve
 from tests.launched import Launched

@@ -18,9 +18,10 @@ import httpx
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from launcher.local_runtime import APP_SCRIPT, MEGASERVICE_URL_VARIABLE
+from launcher.local_runtime import APP_SCRIPT
 from launcher.ports import is_port_free
 from opea.client import ChatParams, OpeaClient
+from opea.stack import MEGASERVICE_URL_VARIABLE
 from tests.launched import Launched
 
 pytestmark = pytest.mark.integration

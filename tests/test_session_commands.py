@@ -22,6 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from app.stack_status import live_status, stack_info
 from launcher.control import ControlClient
 from launcher.errors import ControlError
 from launcher.ports import is_port_free
@@ -67,6 +68,15 @@ def test_status_tells_what_runs_where(running: Launched) -> None:
     assert {s["name"]: s["healthy"] for s in as_json["services"]} == {
         "llm": True, "megaservice": True, "app": True}
     assert "control" not in as_json  # the token never leaves the session file
+
+
+def test_the_app_sees_what_the_launcher_sees(running: Launched) -> None:
+    info = stack_info({"OPEA_CHAT_HOME": str(running.home)})
+    assert info.control is not None
+    live = live_status(info)
+    assert live.device.startswith("CPU: ")
+    assert [(h.service, h.healthy) for h in live.services] == [
+        ("llm", True), ("megaservice", True), ("app", True)]
 
 
 def test_logs_of_one_service_and_of_all(running: Launched) -> None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from app.stack_status import DEFAULT_CONTEXT_SIZE, StackInfo, check_health, stack_info
-from launcher.local_runtime import MEGASERVICE_URL_VARIABLE
+from app.stack_status import DEFAULT_CONTEXT_SIZE, StackInfo, live_status, stack_info
 from launcher.ports import pick_free_port
 from launcher.session_file import write_session
+from opea.stack import MEGASERVICE_URL_VARIABLE
 from tests.http_stub import reply, serve
 
 
@@ -37,14 +37,20 @@ def test_without_a_launcher_the_defaults_apply(tmp_path: Path) -> None:
         assert info.context_size == DEFAULT_CONTEXT_SIZE and info.model_name is None
 
 
-def test_health_of_each_service_in_stack_order() -> None:
+def test_the_session_file_names_the_control_channel(tmp_path: Path) -> None:
+    session = tmp_path / "session.json"
+    write_session(session, {"urls": {}, "control": {"port": 4242, "token": "t0k"}})
+    assert stack_info({}, session).control == (4242, "t0k")
+    write_session(session, {"urls": {}})
+    assert stack_info({}, session).control is None
+
+
+def test_without_a_launcher_only_the_megaservice_is_checked() -> None:
     dead = f"http://127.0.0.1:{pick_free_port()}"
-    with serve(reply(200, b"{}", "application/json")) as healthy, \
-            serve(reply(503, b"loading")) as unhealthy:
-        info = StackInfo(megaservice_url=unhealthy,
-                         urls={"app": dead, "megaservice": unhealthy, "llm": healthy})
-        results = check_health(info, timeout=1.0)
-    assert [(h.service, h.url, h.healthy) for h in results] == [
-        ("llm", healthy, True), ("megaservice", unhealthy, False), ("app", dead, False)]
-    assert results[1].detail == "HTTP 503"
-    assert results[2].detail.startswith("not answering")
+    with serve(reply(503, b"loading")) as unhealthy:
+        live = live_status(StackInfo(megaservice_url=unhealthy, urls={"llm": dead}), 1.0)
+    assert live.device == "unknown (no running launcher)"
+    assert [(h.service, h.url, h.healthy, h.detail) for h in live.services] == [
+        ("megaservice", unhealthy, False, "HTTP 503")]
+    live = live_status(StackInfo(megaservice_url=dead), 1.0)
+    assert live.services[0].detail.startswith("not answering")
