@@ -7,7 +7,6 @@ modules (``app.*``); long-lived objects come from ``st.cache_resource``.
 from __future__ import annotations
 
 import time
-from importlib.metadata import PackageNotFoundError, version
 from itertools import chain
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from app.prompts import all_templates
 from app.render import safe_markdown, typed_markdown
 from app.stack_status import LiveStatus, StackInfo, live_status, stack_info
 from app.tokens import TokenCounter, estimate_tokens, gguf_counter
+from launcher import __version__
 from launcher.errors import ContextOverflowError, HistoryError, OpeaChatError
 from launcher.paths import resolve_paths
 from opea.client import OpeaClient
@@ -50,13 +50,6 @@ def open_history(path: str) -> History:
 @st.cache_data(ttl=5, show_spinner=False)
 def status(info: StackInfo) -> LiveStatus:
     return live_status(info, timeout=1.0)
-
-
-def app_version() -> str:
-    try:
-        return version(PRODUCT)
-    except PackageNotFoundError:
-        return "dev"
 
 
 def stamp(seconds: float) -> str:
@@ -382,7 +375,7 @@ def page() -> None:
     for index, message in enumerate(messages):
         show_message(history, conversation, message, is_last=index == len(messages) - 1)
     answer_area = st.container()
-    st.caption(f"{PRODUCT} {app_version()} · {info.megaservice_url}")
+    st.caption(f"{PRODUCT} {__version__} · {info.megaservice_url}")
 
     question = st.chat_input("Ask anything (Enter sends, Shift+Enter for a new line)")
     if question is not None:

@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from launcher.ports import is_port_free, pick_free_port
 from launcher.settings import load_settings
 from models.store import resolve_model
 from opea.client import ChatParams, OpeaClient
+from tests.browser import ChatPage, chromium, screenshot
 from tests.docker_fixtures import managed, push_fresh
 from tests.docker_images import (
     BASE,
@@ -264,11 +266,14 @@ def test_export_compose_validates_and_the_app_image_runs(
                 pass
             container.reload()
             assert container.status == "running", container.logs().decode()[-2000:]
-            import time
-
             time.sleep(0.2)
         page = httpx.get(f"http://127.0.0.1:{port}/", timeout=10)
         assert page.status_code == 200 and "<title>" in page.text
         assert container.attrs["Config"]["User"] == "chat"
+        with chromium() as browser:  # the page's own imports work inside the image
+            chat = ChatPage(browser.new_page(), f"http://127.0.0.1:{port}").open()
+            chat.page.get_by_role("heading", name="opea-chat").wait_for()
+            assert chat.page.get_by_test_id("stException").count() == 0
+            screenshot(chat.page, "30-app-image")
     finally:
         container.remove(force=True)
