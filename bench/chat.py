@@ -1,6 +1,6 @@
 """How fast the chat is, measured against the real llama.cpp server and OPEA megaservice.
 
-    .venv/bin/python -m benchmarks.chat [--model PATH] [--runs N]
+    .venv/bin/python -m bench.chat [--model PATH] [--runs N]
 
 Prints time to first token and tokens per second (as the app measures them, on the client
 side), how soon a stopped answer frees the LLM server, and what the history store and
@@ -95,7 +95,7 @@ def trimming(model: Path, folder: Path, turns: int = 500) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.chat")
+    parser = argparse.ArgumentParser(prog="python -m bench.chat")
     parser.add_argument("--model", type=Path,
                         help="a .gguf file (default: smollm2-135m from the models folder)")
     parser.add_argument("--runs", type=int, default=5)
