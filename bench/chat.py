@@ -103,8 +103,7 @@ def main() -> None:
     model = args.model or resolve_model("smollm2-135m", resolve_paths().models_dir).path
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
-        with llm_server(model, folder, context_size=4096,
-                        extra=("--interrupt_requests", "False")) as llm, \
+        with llm_server(model, folder, context_size=4096) as llm, \
                 megaservice(llm, folder) as url, OpeaClient(url) as client:
             first, speed = streamed(client, args.runs)
             freed, next_first = stop_frees_the_server(client, folder / "llm.log")

@@ -102,6 +102,10 @@ LLAMA_CPP_PYTHON = ServiceSpec(
         "--model_alias", "{model_name}", "--host", "{host}", "--port", "{port}",
         "--n_ctx", "{context_size}", "--n_threads", "{threads}",
         "--n_gpu_layers", "{gpu_layers}",
+        # By default a new request cuts off the one being answered: two tabs, or the
+        # terminal chat beside the app, would cut each other's answers. Queue them instead
+        # (Stop closes the stream, which ends generation anyway).
+        "--interrupt_requests", "False",
     ),
 )
 

@@ -1,7 +1,9 @@
-"""Starting the real services for tests, with the product's own process code."""
+"""Starting the real services for tests, with the product's own process code and the
+product's own commands (the stack's ``local_command`` templates)."""
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -11,8 +13,10 @@ from pathlib import Path
 import httpx
 
 from launcher.local_runtime import child_environment
-from launcher.ports import pick_free_port
+from launcher.plan import render
+from launcher.ports import HOST, pick_free_port
 from launcher.processes import log_tail, start_child, stop_child
+from opea.stack import CHAT_MEGASERVICE, LLAMA_CPP_PYTHON, ServiceSpec
 
 
 @contextmanager
@@ -37,15 +41,21 @@ def running(name: str, command: list[str], health_url: str, log_dir: Path,
         stop_child(child)
 
 
+def _command(spec: ServiceSpec, port: int, **values: str) -> list[str]:
+    assert spec.local_command is not None
+    return render(spec.local_command, {"python": sys.executable, "host": HOST,
+                                       "port": str(port), "model_name": "smollm2-135m",
+                                       **values})
+
+
 @contextmanager
-def llm_server(model: Path, log_dir: Path, context_size: int = 1024,
-               extra: tuple[str, ...] = ()) -> Iterator[str]:
+def llm_server(model: Path, log_dir: Path, context_size: int = 1024) -> Iterator[str]:
     port = pick_free_port()
     url = f"http://127.0.0.1:{port}"
-    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(model),
-               "--model_alias", "smollm2-135m", "--host", "127.0.0.1", "--port", str(port),
-               "--n_ctx", str(context_size), *extra]
-    with running("llm", command, url + "/v1/models", log_dir):
+    command = _command(LLAMA_CPP_PYTHON, port, model_path=str(model),
+                       context_size=str(context_size), threads=str(os.cpu_count() or 1),
+                       gpu_layers="0")
+    with running("llm", command, url + LLAMA_CPP_PYTHON.health.path, log_dir):
         yield url
 
 
@@ -53,7 +63,6 @@ def llm_server(model: Path, log_dir: Path, context_size: int = 1024,
 def megaservice(llm_url: str, log_dir: Path) -> Iterator[str]:
     port = pick_free_port()
     url = f"http://127.0.0.1:{port}"
-    command = [sys.executable, "-m", "opea.megaservice", "--port", str(port),
-               "--llm-url", llm_url, "--model", "smollm2-135m"]
-    with running("megaservice", command, url + "/v1/health_check", log_dir):
+    command = _command(CHAT_MEGASERVICE, port, llm_url=llm_url)
+    with running("megaservice", command, url + CHAT_MEGASERVICE.health.path, log_dir):
         yield url

@@ -126,10 +126,10 @@ def wait_for_text(path: Path, text: str, timeout: float) -> bool:
 
 def test_closing_the_client_stream_stops_generation_upstream(smollm2: Path,
                                                              tmp_path: Path) -> None:
-    # With interrupt_requests off, llama.cpp keeps generating for a vanished client unless
-    # its own HTTP stream is closed; only the megaservice closing it can free the server.
-    with llm_server(smollm2, tmp_path, context_size=2048,
-                    extra=("--interrupt_requests", "False")) as llm, \
+    # The LLM server runs with interrupt_requests off (the stack's command), so llama.cpp
+    # keeps generating for a vanished client unless its own HTTP stream is closed: only the
+    # megaservice closing it can free the server.
+    with llm_server(smollm2, tmp_path, context_size=2048) as llm, \
             megaservice(llm, tmp_path) as url, OpeaClient(url, read_timeout=120) as client:
         story = client.chat_stream("Write a very long story about a dragon and a knight.",
                                    ChatParams(max_tokens=1800, temperature=0.8))
@@ -140,3 +140,16 @@ def test_closing_the_client_stream_stops_generation_upstream(smollm2: Path,
             (tmp_path / "llm.log").read_text()[-2000:]
         # The server is free: the next request is answered (not queued behind 1800 tokens).
         assert client.chat("Say hi.", ChatParams(max_tokens=8, temperature=0.0)).text.strip()
+
+
+def test_concurrent_chats_are_all_answered_in_full(client: OpeaClient) -> None:
+    # Two tabs, or the terminal chat beside the app: no answer may cut off another.
+    from concurrent.futures import ThreadPoolExecutor
+
+    def ask(number: int) -> str:
+        return "".join(client.chat_stream(f"Count from {number} to {number + 5}.",
+                                          ChatParams(max_tokens=24, temperature=0.0)))
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        answers = list(pool.map(ask, range(4)))
+    assert all(answer.strip() for answer in answers), answers
