@@ -83,8 +83,10 @@ def rows(results: dict[str, Any]) -> list[Row]:
         worst = max(soaked["rss_growth"].items(), key=lambda item: item[1])
         growth = ", ".join(f"{name} {value * 100:+.1f}%"
                            for name, value in soaked["rss_growth"].items())
-        add("soak: memory after all chats against after the first 50", growth, "≤ +10%",
-            worst[1] <= 0.10)
+        checkpoint = next(key for key in soaked if key.startswith("rss_mb_after_")
+                          ).removeprefix("rss_mb_after_")
+        add(f"soak: memory after all chats against after the first {checkpoint}", growth,
+            "≤ +10%", worst[1] <= 0.10)
     return table
 
 
