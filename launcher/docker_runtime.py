@@ -222,9 +222,6 @@ class DockerRuntime:
                 handle.write(f"=== container {container.name}\n".encode())
                 handle.write(container.logs())
         remove_container(container)
-        if self._network is not None:
-            remove_network(self._network)
-            self._network = None
 
 
 def remove_container(container: Container) -> None:

@@ -4,6 +4,7 @@ every failure path leaving no container, network or port behind."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -19,6 +20,7 @@ import docker
 import httpx
 import pytest
 
+from launcher.control import ControlClient
 from launcher.docker_runtime import DockerRuntime
 from launcher.errors import GpuUnavailableError
 from launcher.gpu import Gpu, GpuReport
@@ -277,3 +279,53 @@ def test_export_compose_validates_and_the_app_image_runs(
             screenshot(chat.page, "30-app-image")
     finally:
         container.remove(force=True)
+
+
+def test_a_docker_session_from_another_shell_and_from_the_app(
+        launch: LaunchFactory, docker_client: docker.DockerClient, smollm2: Path,
+        home_with_model: Path) -> None:
+    """status, logs, a model switch and Quit, with containers instead of processes."""
+    shutil.copy(smollm2, home_with_model / "models" / "second.gguf")
+    launched = launch(*DOCKER_CPU, "--pull", "never")
+    app_url = launched.expect(READY).group(1)
+    home = launched.home
+    env = {**os.environ, "OPEA_CHAT_HOME": str(home)}
+
+    status = json.loads(subprocess.run([sys.executable, "-m", "launcher", "status", "--json"],
+                                       capture_output=True, text=True, env=env,
+                                       check=True).stdout)
+    assert status["runtime"] == "docker" and status["device"].startswith("CPU")
+    by_name = {s["name"]: s for s in status["services"]}
+    assert all(s["healthy"] for s in status["services"])
+    assert by_name["llm"]["container"].startswith("opea-chat-") and "pid" in by_name["app"]
+    logs = subprocess.run([sys.executable, "-m", "launcher", "logs", "llm", "-n", "100"],
+                          capture_output=True, text=True, env=env, check=True).stdout
+    assert "Uvicorn running on http://0.0.0.0:8080" in logs  # the container's own log
+
+    client = ControlClient.from_session(launched.session())
+    assert client is not None
+    try:
+        assert client.switch_model("second", timeout=300)["changed"]
+    finally:
+        client.close()
+    after = {s["name"]: s for s in launched.session()["services"]}
+    assert after["llm"]["id"] != by_name["llm"]["id"]
+    assert after["megaservice"]["id"] == by_name["megaservice"]["id"]
+    assert len(managed(docker_client, home)[0]) == 2  # the old LLM container is gone
+    ports = ports_of(launched)
+
+    with chromium() as browser:
+        page = ChatPage(browser.new_page(), app_url).open()
+        page.send("Name a colour.")
+        assert page.wait_for_answer().strip()
+        screenshot(page.page, "31-docker-answer")
+        page.open_section("Model")
+        page.sidebar_button("Quit opea-chat").click()
+        page.page.get_by_role("dialog").get_by_role("button", name="Quit").click()
+        page.page.get_by_text("opea-chat has stopped").wait_for(timeout=30_000)
+    assert launched.wait() == 0
+    assert "Stopping (Quit in the app)" in launched.output
+    assert_nothing_left(docker_client, launched, ports)
+    saved = (home / "logs" / "llm.log").read_text()
+    assert "=== container opea-chat-" in saved and "loading model /models/second.gguf" in saved
+
