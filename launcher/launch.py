@@ -28,7 +28,8 @@ from launcher.session_file import read_session, remove_session, write_session
 from launcher.settings import Settings
 from launcher.signals import StopRequest, stop_on_signals
 from launcher.stop import reap_leftovers, running_launcher
-from models.store import LocalModel, ModelNotPulledError, pull_model, resolve_model
+from models.pull import pull_model
+from models.store import LocalModel, ModelNotPulledError, resolve_model
 
 WATCH_INTERVAL = 0.25
 TICK = 0.1
