@@ -68,6 +68,24 @@ def cmd_export_compose(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    import time
+
+    from rich.console import Console
+
+    from launcher.doctor import exit_code, render_json, render_text, run_doctor
+
+    started = time.monotonic()
+    checks = run_doctor(resolve_paths(), {"runtime": args.runtime, "model": args.model},
+                        gpu_smoke=args.gpu_smoke)
+    if args.json:
+        print(render_json(checks))
+    else:
+        render_text(checks, Console(highlight=False, soft_wrap=True),
+                    time.monotonic() - started)
+    return exit_code(checks)
+
+
 def _model_row(model: Any) -> dict[str, Any]:
     from launcher.sizes import human_size
     from models.formats import FORMATS
@@ -196,6 +214,18 @@ def build_parser() -> argparse.ArgumentParser:
     add_stack_options(compose)
     compose.add_argument("-o", "--output", metavar="FILE", help="write here (default stdout)")
     compose.set_defaults(func=cmd_export_compose, no_browser=False)
+
+    doctor = commands.add_parser(
+        "doctor", help="check this machine: GPU, Docker, images, disk, RAM, ports, models",
+        description="Check what `launch` needs, one line per check with a fix for each "
+                    "problem. Exit 1 when a check fails.")
+    doctor.add_argument("--json", action="store_true", help="print the checks as JSON")
+    doctor.add_argument("--runtime", choices=RUNTIMES,
+                        help="check for this runtime (default: the runtime setting)")
+    doctor.add_argument("--model", metavar="NAME|PATH", help="check this model")
+    doctor.add_argument("--gpu-smoke", action="store_true",
+                        help="also run nvidia-smi in a GPU container (takes seconds)")
+    doctor.set_defaults(func=cmd_doctor)
 
     models = commands.add_parser("models", help="list, pull and remove models")
     model_commands = models.add_subparsers(dest="models_command", metavar="ACTION", required=True)
