@@ -71,13 +71,14 @@ def cmd_export_compose(args: argparse.Namespace) -> int:
 def cmd_doctor(args: argparse.Namespace) -> int:
     import time
 
+    import psutil
     from rich.console import Console
 
     from launcher.doctor import exit_code, render_json, render_text, run_doctor
 
     started = time.monotonic()
     checks = run_doctor(resolve_paths(), {"runtime": args.runtime, "model": args.model},
-                        gpu_smoke=args.gpu_smoke)
+                        gpu_smoke=args.gpu_smoke, process_started=psutil.Process().create_time())
     if args.json:
         print(render_json(checks))
     else:

@@ -51,8 +51,10 @@ if TYPE_CHECKING:
 
     from launcher.docker_plan import ContainerPlan
 
-# Everything but --gpu-smoke shares this budget, so that doctor answers within 2 s.
-BUDGET = 1.6
+# Everything but --gpu-smoke must be done this long after the process started (imports
+# included), so that doctor answers within 2 s; the probes get at least MIN_BUDGET.
+FINISH_WITHIN = 1.6
+MIN_BUDGET = 1.0
 T = TypeVar("T")
 
 
@@ -66,6 +68,7 @@ class Probe(Generic[T]):
 
     def __init__(self, what: str, probe: Callable[[], T]):
         self.what = what
+        self.started = time.monotonic()
         self._result: T | None = None
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, args=(probe,), daemon=True,
@@ -82,7 +85,8 @@ class Probe(Generic[T]):
         """The probe's result; raise what it raised, or ``ProbeTimeout`` after the deadline."""
         self._thread.join(max(0.0, deadline - time.monotonic()))
         if self._thread.is_alive():
-            raise ProbeTimeout(f"{self.what} did not answer within {BUDGET:g} s")
+            raise ProbeTimeout(f"{self.what} did not answer within "
+                               f"{max(0.0, deadline - self.started):.1f} s")
         if self._error is not None:
             raise self._error
         return self._result  # type: ignore[return-value]
@@ -120,10 +124,20 @@ def _probe_gpus() -> GpuReport:
     return probe_gpus()
 
 
-def _probe_docker() -> tuple[DockerFacts, docker.DockerClient | None]:
+def _probe_docker(timeout: float) -> tuple[DockerFacts, docker.DockerClient | None]:
     from launcher.docker_engine import probe_docker
 
-    return probe_docker(timeout=BUDGET)
+    return probe_docker(timeout)
+
+
+def probe_deadline(process_started: float | None) -> float:
+    """When the probes must be done (time.monotonic()), counted from the process's start
+    (wall clock, as psutil gives it) so that slow imports eat into the budget."""
+    now = time.monotonic()
+    if process_started is None:
+        return now + FINISH_WITHIN
+    left = process_started + FINISH_WITHIN - time.time()
+    return now + max(MIN_BUDGET, left)
 
 
 # -- models ----------------------------------------------------------------------------
@@ -403,13 +417,15 @@ def _chosen_model_checks(chosen: ChosenModel, settings: Settings, runtime: str,
 
 
 def run_doctor(paths: Paths, flags: Mapping[str, Any], gpu_smoke: bool = False,
-               environ: Mapping[str, str] | None = None) -> list[Check]:
+               environ: Mapping[str, str] | None = None,
+               process_started: float | None = None) -> list[Check]:
     """Every check, in the order a user reads them: the machine, the runtime, the stack,
     the model, the other models."""
     env = os.environ if environ is None else environ
-    deadline = time.monotonic() + BUDGET
+    deadline = probe_deadline(process_started)
     gpu_probe = Probe("the NVIDIA driver (NVML)", _probe_gpus)
-    docker_probe = Probe("the Docker engine", _probe_docker)
+    docker_probe = Probe("the Docker engine",
+                         partial(_probe_docker, max(0.5, deadline - time.monotonic())))
     ram_probe = Probe("RAM", probe_ram)
     settings, settings_problem = _settings(paths, flags)
     found_checks: list[Check] = [settings_problem] if settings_problem else []

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import socket
 import threading
 from collections.abc import Iterator
@@ -168,10 +169,9 @@ def test_an_engine_that_never_answers_does_not_hang_doctor(
     code, checks, _ = doctor(capsys)
     assert code == 0
     assert checks["docker"]["status"] == "warn"
-    assert checks["docker"]["detail"] in (
-        "the Docker engine did not answer within 1.6 s; the docker runtime is unavailable",
-        "cannot reach the Docker engine (the Docker engine did not answer in time); the docker "
-        "runtime is unavailable")
+    assert re.fullmatch(r"(the Docker engine did not answer within \d\.\d s|cannot reach the "
+                        r"Docker engine \(the Docker engine did not answer in time\)); the "
+                        r"docker runtime is unavailable", checks["docker"]["detail"]), checks
 
 
 @pytest.mark.timeout(60)
@@ -186,8 +186,8 @@ def test_a_hung_driver_does_not_hang_doctor(home_with_model: Path, mocker: Mocke
     finally:
         release.set()
     assert code == 0
-    assert checks["gpu"]["detail"] == ("no usable NVIDIA GPU: probing the GPUs failed: the "
-                                       "NVIDIA driver (NVML) did not answer within 1.6 s")
+    assert re.fullmatch(r"no usable NVIDIA GPU: probing the GPUs failed: the NVIDIA driver "
+                        r"\(NVML\) did not answer within \d\.\d s", checks["gpu"]["detail"])
 
 
 def test_help_stop_and_doctor_work_with_a_broken_driver(
