@@ -24,9 +24,9 @@ from rich.markup import escape
 
 from launcher import checks as verdicts
 from launcher.checks import Check, Status, failed, passed, warned
-from launcher.docker_engine import DockerFacts
+from launcher.docker_engine import DockerFacts, probe_docker
 from launcher.errors import ConfigError, OpeaChatError
-from launcher.gpu import GpuReport
+from launcher.gpu import GpuReport, probe_gpus
 from launcher.paths import Paths
 from launcher.preflight import Ram, free_space, model_download_disk, model_fit, probe_ram
 from launcher.runtime_choice import Machine, choose_runtime
@@ -116,18 +116,6 @@ def _settings(paths: Paths, flags: Mapping[str, Any]) -> tuple[Settings, Check |
         fallback = Settings(**{k: v for k, v in flags.items() if v is not None})
         return fallback, failed("settings", error.message,
                                 error.hint or "fix the setting it names")
-
-
-def _probe_gpus() -> GpuReport:
-    from launcher.gpu import probe_gpus
-
-    return probe_gpus()
-
-
-def _probe_docker(timeout: float) -> tuple[DockerFacts, docker.DockerClient | None]:
-    from launcher.docker_engine import probe_docker
-
-    return probe_docker(timeout)
 
 
 def probe_deadline(process_started: float | None) -> float:
@@ -423,9 +411,9 @@ def run_doctor(paths: Paths, flags: Mapping[str, Any], gpu_smoke: bool = False,
     the model, the other models."""
     env = os.environ if environ is None else environ
     deadline = probe_deadline(process_started)
-    gpu_probe = Probe("the NVIDIA driver (NVML)", _probe_gpus)
+    gpu_probe = Probe("the NVIDIA driver (NVML)", probe_gpus)
     docker_probe = Probe("the Docker engine",
-                         partial(_probe_docker, max(0.5, deadline - time.monotonic())))
+                         partial(probe_docker, max(0.5, deadline - time.monotonic())))
     ram_probe = Probe("RAM", probe_ram)
     settings, settings_problem = _settings(paths, flags)
     found_checks: list[Check] = [settings_problem] if settings_problem else []
