@@ -9,6 +9,8 @@ import io
 import json
 import re
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -203,6 +205,17 @@ def test_help_stop_and_doctor_work_with_a_broken_driver(
     _, checks, _ = doctor(capsys)
     assert checks["gpu"]["detail"] == ("no usable NVIDIA GPU: the NVIDIA driver failed: "
                                        "OSError: [Errno 5] Input/output error")
+
+
+def test_the_command_line_loads_no_gpu_docker_or_model_library() -> None:
+    """What `--help` and `stop` import cannot be broken by NVML, the Docker SDK or the model
+    libraries: the CLI imports them only in the commands that use them."""
+    heavy = ("pynvml", "docker", "gguf", "numpy", "huggingface_hub")
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, launcher.cli; "
+                               f"print([m for m in {heavy!r} if m in sys.modules])"],
+        capture_output=True, text=True, check=True)
+    assert loaded.stdout.strip() == "[]"
 
 
 @pytest.mark.docker
