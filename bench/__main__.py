@@ -30,7 +30,7 @@ from bench.report import markdown, performance_page
 from launcher.paths import resolve_paths
 from launcher.ports import pick_free_port
 from launcher.session_file import read_session
-from models.store import pull_model
+from models.pull import pull_model
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_BASE_IMAGE = "opea-chat-test/python:bookworm"

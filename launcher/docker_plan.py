@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import opea
+from launcher.checks import Check, gpu_request_check, require
 from launcher.errors import GpuUnavailableError
 from launcher.gpu import GpuReport
 from launcher.plan import StackPlan, render
@@ -25,8 +26,6 @@ LABEL_SERVICE = "org.opea-chat.service"
 LABEL_HOME = "org.opea-chat.home"
 PROJECT_MOUNT = "/home/user/opea-chat/opea"
 ALL_GPUS = -1
-TOOLKIT_HINT = ("install nvidia-container-toolkit, run `sudo nvidia-ctk runtime configure "
-                "--runtime=docker` and restart Docker; or use --gpus none")
 
 
 @dataclass(frozen=True)
@@ -170,29 +169,17 @@ def _describe_gpu(gpus: GpuReport) -> str:
            f"{gpu.compute_capability[1]})"
 
 
+def gpu_request(containers: list[ContainerPlan], gpus: GpuReport,
+                nvidia_runtime: bool) -> Check:
+    """The verdict on the containers' GPU requests (doctor shows it as it is)."""
+    needing = [c.service for c in containers if c.gpu_count is not None]
+    counts = [c.gpu_count for c in containers if c.gpu_count is not None]
+    wanted = None if ALL_GPUS in counts or not counts else max(c for c in counts if c)
+    return gpu_request_check(needing, wanted, gpus, nvidia_runtime)
+
+
 def check_gpu_request(containers: list[ContainerPlan], gpus: GpuReport,
                       nvidia_runtime: bool) -> None:
     """Refuse before any pull or start when a container asks for GPUs this machine cannot
     give it: otherwise the failure would come only after gigabytes of images."""
-    needing = [c.service for c in containers if c.gpu_count is not None]
-    if not needing:
-        return
-    who = " and ".join(needing)
-    if not gpus.usable:
-        raise GpuUnavailableError(
-            f"the {who} service needs an NVIDIA GPU, but none is usable: {gpus.problem}",
-            hint="install the NVIDIA driver, or run on the CPU with --gpus none "
-                 "(or --runtime local)",
-        )
-    if not nvidia_runtime:
-        raise GpuUnavailableError(
-            f"the {who} service needs an NVIDIA GPU, but Docker has no NVIDIA runtime: "
-            "the NVIDIA Container Toolkit is not installed or not configured",
-            hint=TOOLKIT_HINT,
-        )
-    wanted = max(c.gpu_count or 0 for c in containers)
-    if wanted > len(gpus.gpus):
-        raise GpuUnavailableError(
-            f"--gpus {wanted} asks for more GPUs than the {len(gpus.gpus)} this machine has",
-            hint="use --gpus all, or a smaller number",
-        )
+    require(gpu_request(containers, gpus, nvidia_runtime), GpuUnavailableError)

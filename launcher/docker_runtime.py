@@ -22,11 +22,11 @@ from docker.models.networks import Network
 from docker.types import DeviceRequest
 from docker.types import Mount as DockerMount
 
+from launcher.checks import TOOLKIT_HINT
 from launcher.docker_engine import connect, nvidia_runtime_available
 from launcher.docker_plan import (
     LABEL_HOME,
     LABEL_MANAGED,
-    TOOLKIT_HINT,
     ContainerPlan,
     check_gpu_request,
     container_plans,

@@ -48,6 +48,14 @@ class PortInUseError(OpeaChatError):
     """A port the user asked for is taken by another program."""
 
 
+class NotEnoughMemoryError(ModelError):
+    """The model needs more memory (GPU or RAM) than the machine has free."""
+
+
+class DiskSpaceError(OpeaChatError):
+    """A download (model or images) would not fit on the disk it goes to."""
+
+
 # The machine: Docker, GPUs, images -----------------------------------------------------
 
 

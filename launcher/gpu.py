@@ -51,6 +51,13 @@ def _why(error: Exception) -> str:
 
 def probe_gpus() -> GpuReport:
     try:
+        return _probe()
+    except Exception as error:  # a broken driver can fail in ways NVML does not name
+        return GpuReport(problem=f"the NVIDIA driver failed: {type(error).__name__}: {error}")
+
+
+def _probe() -> GpuReport:
+    try:
         import pynvml
     except ImportError:
         return GpuReport(problem="nvidia-ml-py is not installed")

@@ -20,9 +20,13 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from launcher.errors import ImageError
+from launcher.checks import UNPACK_FACTOR, disk_check, require
+from launcher.docker_engine import local_root_dir
+from launcher.errors import DiskSpaceError, ImageError
+from launcher.preflight import free_space
 from launcher.progress import Progress as LaunchProgress
 from launcher.registry import download_size
+from launcher.sizes import human_size
 
 
 @dataclass
@@ -96,15 +100,6 @@ def images_to_pull(present: dict[str, bool], policy: str) -> list[str]:
     return missing
 
 
-def human_size(size: int | None) -> str:
-    if size is None:
-        return "size unknown"
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if size >= scale:
-            return f"{size / scale:,.1f} {unit}"
-    return f"{size} B"
-
-
 def _pull_one(client: docker.DockerClient, image: str,
               on_event: Callable[[PullTracker], None]) -> PullTracker:
     repository, tag = parse_repository_tag(image)
@@ -142,6 +137,10 @@ def ensure_images(client: docker.DockerClient, images: list[str], policy: str,
     total = human_size(sum(known)) if known else "size unknown"
     if len(known) < len(sizes) and known:
         total += " and more"
+    root = local_root_dir(client)
+    if root is not None:
+        require(disk_check("disk images", root, free_space(root), sum(known) * UNPACK_FACTOR,
+                           f"pulling {len(pulls)} image(s)"), DiskSpaceError)
     # Layers already on this machine are not downloaded again, hence "up to".
     progress.note(f"Pulling {len(pulls)} image(s), up to {total} to download: " +
                   ", ".join(f"{image} ({human_size(sizes[image])})" for image in pulls))

@@ -18,20 +18,25 @@ from typing import Any
 import psutil
 
 from launcher.browser import open_in_browser
+from launcher.checks import Status, require
 from launcher.control import ControlRequest, ControlServer
 from launcher.errors import (
     CleanupError,
+    DiskSpaceError,
     Interrupted,
     ModelError,
+    NotEnoughMemoryError,
     OpeaChatError,
     ServiceExitedError,
 )
+from launcher.gpu import GpuReport
 from launcher.health import LOG_LINES, wait_healthy
 from launcher.idle import IdleWatch
 from launcher.local_runtime import LocalRuntime
 from launcher.paths import Paths
 from launcher.plan import PlannedService, StackPlan, plan_stack, template_values
 from launcher.ports import is_port_free, pick_free_port
+from launcher.preflight import model_download_disk, model_fit, model_shape, probe_ram
 from launcher.progress import Progress
 from launcher.runtime import Runtime
 from launcher.runtime_choice import choose_runtime, probe_machine
@@ -39,7 +44,8 @@ from launcher.session_file import read_session, remove_session, write_session
 from launcher.settings import Settings
 from launcher.signals import StopRequest, stop_on_signals
 from launcher.stop import reap_leftovers, running_launcher
-from models.store import LocalModel, ModelNotPulledError, pull_model, resolve_model
+from models.pull import pull_model
+from models.store import LocalModel, ModelNotPulledError, resolve_model
 
 WATCH_INTERVAL = 0.25
 TICK = 0.1
@@ -49,11 +55,26 @@ def prepare_model(spec: str, paths: Paths, progress: Progress) -> LocalModel:
     try:
         return resolve_model(spec, paths.models_dir)
     except ModelNotPulledError as missing:
+        require(model_download_disk(missing.entry, paths.models_dir), DiskSpaceError)
         progress.note(f"First run: {missing.entry.name} is not in {paths.models_dir} yet; "
                       "pulling it now.")
         pull_model(missing.entry.name, paths.models_dir, say=progress.note,
                    show_progress=progress.interactive)
         return resolve_model(spec, paths.models_dir)
+
+
+def check_model_fits(plan: StackPlan, settings: Settings, runtime: Runtime,
+                     progress: Progress) -> None:
+    """Refuse a model that cannot fit the memory it will run in, before any image pull;
+    say how close it is when it fits only just."""
+    shape = model_shape(plan.model)
+    if shape is None:
+        return
+    gpus = getattr(runtime, "gpus", None) or GpuReport()
+    fit = require(model_fit(plan.model.name, shape, plan.model.format, settings,
+                            plan.runtime, gpus, probe_ram()), NotEnoughMemoryError)
+    if fit.status is Status.WARN:
+        progress.note(f"Warning: {fit.detail}; {fit.fix}")
 
 
 def make_runtime(name: str, settings: Settings, paths: Paths) -> Runtime:
@@ -275,6 +296,7 @@ def launch(settings: Settings, paths: Paths, progress: Progress) -> int:
         left_behind: CleanupError | None = None
         try:
             session.save()
+            check_model_fits(plan, settings, runtime, progress)
             runtime.prepare(plan, progress)
             if stop():
                 raise Interrupted("stopped before anything was started")

@@ -40,6 +40,9 @@ def child_environment(base: dict[str, str] | None = None) -> dict[str, str]:
         env[name] = f"{env[name]},{loopback}" if env.get(name) else loopback
     # OPEA turns on OTLP export when this is set, and logs tracebacks when nothing listens.
     env.pop("TELEMETRY_ENDPOINT", None)
+    # Only `models pull` needs the user's Hugging Face token; no service gets it, so no
+    # service can log it.
+    env.pop("HF_TOKEN", None)
     env["PYTHONUNBUFFERED"] = "1"
     return env
 

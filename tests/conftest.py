@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from launcher.paths import HOME_VARIABLE
-from models.store import pull_model
+from models.pull import pull_model
 
 pytest_plugins = ["tests.docker_fixtures"]
 

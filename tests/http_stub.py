@@ -26,7 +26,7 @@ def serve(handler: Handler, delay: float = 0.0) -> Iterator[str]:
         def do_GET(self) -> None:
             handler(self)
 
-        do_POST = do_GET
+        do_POST = do_HEAD = do_GET
 
         def log_message(self, format: str, *args: object) -> None:
             pass

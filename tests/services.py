@@ -15,13 +15,13 @@ import httpx
 from launcher.local_runtime import child_environment
 from launcher.plan import render
 from launcher.ports import HOST, pick_free_port
-from launcher.processes import log_tail, start_child, stop_child
+from launcher.processes import ChildProcess, log_tail, start_child, stop_child
 from opea.stack import CHAT_MEGASERVICE, LLAMA_CPP_PYTHON, ServiceSpec
 
 
 @contextmanager
 def running(name: str, command: list[str], health_url: str, log_dir: Path,
-            timeout: float = 120) -> Iterator[None]:
+            timeout: float = 120) -> Iterator[ChildProcess]:
     child = start_child(name, command, log_dir / f"{name}.log", child_environment())
     try:
         deadline = time.monotonic() + timeout
@@ -36,7 +36,7 @@ def running(name: str, command: list[str], health_url: str, log_dir: Path,
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{name} not healthy:\n{log_tail(child.log_path)}")
             time.sleep(0.1)
-        yield
+        yield child
     finally:
         stop_child(child)
 

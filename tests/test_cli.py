@@ -109,4 +109,5 @@ def test_models_list_on_a_fresh_home_offers_the_catalogue(
 def test_models_pull_of_an_unknown_name(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run_cli(capsys, "models", "pull", "gpt-5")
     assert code == 1
-    assert err == "Error: unknown model 'gpt-5'; models that can be pulled: smollm2-135m\n"
+    assert err == ("Error: unknown model 'gpt-5'; models that can be pulled: smollm2-135m, "
+                   "hf:OWNER/REPO[:FILE], or the path of a model\n")

@@ -23,7 +23,8 @@ from launcher.paths import resolve_paths
 from launcher.plan import plan_stack
 from launcher.runtime_choice import Machine, choose_runtime
 from launcher.settings import load_settings
-from models.store import HF_FOLDER, LocalModel
+from models.formats import HF_FOLDER
+from models.store import LocalModel
 from opea.stack import TEI_GPU_TAGS, tei_gpu_tag
 
 GIB = 1 << 30

@@ -40,6 +40,7 @@ from tests.docker_images import (
     PYTHON,
 )
 from tests.launched import Launched
+from tests.model_files import unknown_architecture_gguf
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker]
 READY = r"^Ready: (http://127\.0\.0\.1:\d+)$"
@@ -161,12 +162,9 @@ def test_a_service_that_never_becomes_healthy_times_out_with_its_log(
 
 
 def test_a_container_that_exits_while_starting_fails_fast(
-        launch: LaunchFactory, docker_client: docker.DockerClient, home_with_model: Path,
-        smollm2: Path) -> None:
-    broken = home_with_model / "models" / "broken.gguf"
-    with smollm2.open("rb") as source, broken.open("wb") as target:
-        shutil.copyfileobj(source, target, 2_000_000)
-        target.truncate(2_000_000)
+        launch: LaunchFactory, docker_client: docker.DockerClient, home_with_model: Path) -> None:
+    # A whole GGUF file (it passes the checks before launch) that llama.cpp cannot load.
+    unknown_architecture_gguf(home_with_model / "models" / "broken.gguf")
     launched = launch(*DOCKER_CPU, "--model", "broken", "--pull", "never",
                       env={"OPEA_CHAT_LLM_START_TIMEOUT": "600"})
     assert launched.wait(timeout=120) == 1, launched.output

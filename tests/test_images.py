@@ -7,8 +7,9 @@ from typing import Any
 import pytest
 
 from launcher.errors import ImageError
-from launcher.images import PullTracker, human_size, images_to_pull
+from launcher.images import PullTracker, images_to_pull
 from launcher.registry import ImageRef, parse_reference
+from launcher.sizes import human_size
 
 
 @pytest.mark.parametrize("image,expected", [

@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import shutil
 import signal
 import socket
 import time
@@ -15,6 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -23,6 +23,7 @@ from launcher.ports import is_port_free
 from opea.client import ChatParams, OpeaClient
 from opea.stack import MEGASERVICE_URL_VARIABLE
 from tests.launched import Launched
+from tests.model_files import unknown_architecture_gguf
 
 pytestmark = pytest.mark.integration
 READY = r"^Ready: (http://127\.0\.0\.1:\d+)$"
@@ -151,11 +152,9 @@ def test_a_service_that_dies_while_running_stops_the_rest(launch: LaunchFactory)
 
 
 def test_an_llm_that_crashes_on_load_fails_fast_with_its_log(
-        launch: LaunchFactory, home_with_model: Path, smollm2: Path) -> None:
-    broken = home_with_model / "models" / "broken.gguf"
-    with smollm2.open("rb") as source, broken.open("wb") as target:
-        shutil.copyfileobj(source, target, 2_000_000)
-        target.truncate(2_000_000)  # a valid GGUF header, then the file ends
+        launch: LaunchFactory, home_with_model: Path) -> None:
+    # A whole GGUF file (it passes the checks before launch) that llama.cpp cannot load.
+    unknown_architecture_gguf(home_with_model / "models" / "broken.gguf")
     launched = launch("--no-browser", "--model", "broken", env={
         "OPEA_CHAT_LLM_START_TIMEOUT": "600"})
     assert launched.wait(timeout=300) == 1, launched.output
@@ -164,6 +163,23 @@ def test_an_llm_that_crashes_on_load_fails_fast_with_its_log(
     assert "--- last lines ---" in launched.output
     assert "was not healthy" not in launched.output  # failed fast, not by the timeout
     assert_all_gone(launched, [])
+
+
+def test_the_hf_token_reaches_no_service_output_or_log(
+        launch: LaunchFactory, home_with_model: Path) -> None:
+    token = "hf_launchTestTokenNeverShown0123456789"  # noqa: S105 (a fake, for the test)
+    launched = launch("--no-browser", env={"HF_TOKEN": token})
+    launched.expect(READY)
+    for record in launched.session()["services"]:
+        assert "HF_TOKEN" not in psutil.Process(record["pid"]).environ(), record["name"]
+    launched.signal(signal.SIGINT)
+    assert launched.wait() == 0, launched.output
+    assert token not in launched.output
+    written = [path for path in home_with_model.rglob("*")
+               if path.is_file() and not path.is_symlink() and path.suffix != ".gguf"]
+    assert any(path.suffix == ".log" for path in written)
+    for path in written:
+        assert token.encode() not in path.read_bytes(), path
 
 
 def test_ctrl_c_during_the_first_pull_leaves_no_half_model(home: Path) -> None:

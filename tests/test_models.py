@@ -10,7 +10,8 @@ import pytest
 from launcher.errors import ModelError
 from models.catalogue import CATALOGUE
 from models.gguf import read_header
-from models.store import ModelNotPulledError, list_models, pull_model, resolve_model
+from models.pull import pull_model
+from models.store import ModelNotPulledError, list_models, resolve_model
 
 
 def test_pulled_smollm2_is_the_catalogued_file_and_reads_as_gguf(smollm2: Path) -> None:
@@ -69,6 +70,7 @@ def test_unsupported_gguf_version_and_missing_path(tmp_path: Path) -> None:
 
 
 def test_pulling_an_unknown_name_names_what_can_be_pulled(tmp_path: Path) -> None:
-    with pytest.raises(ModelError, match="models that can be pulled: smollm2-135m"):
+    with pytest.raises(ModelError, match="models that can be pulled: smollm2-135m, "
+                                         "hf:OWNER/REPO"):
         pull_model("gpt-5", tmp_path)
     assert not list(tmp_path.iterdir())

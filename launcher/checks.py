@@ -1,0 +1,346 @@
+"""Verdicts: from facts about this machine and the stack to one ``Check`` each.
+
+Pure functions: the probes (NVML, Docker, disks, ports, model files) run elsewhere and hand
+their findings in, so every verdict is tested without a GPU, and ``opea-chat doctor`` and
+``opea-chat launch`` reach the same verdict with the same words. Launch turns a failing check
+that would doom it into the error that stops it (``require``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from launcher.docker_engine import DockerFacts
+from launcher.errors import OpeaChatError
+from launcher.gpu import Gpu, GpuReport
+from launcher.sizes import human_size
+from models.formats import FORMATS
+from models.memory import CUDA_CONTEXT_BYTES, MemoryNeed
+
+TOOLKIT_HINT = ("install nvidia-container-toolkit, run `sudo nvidia-ctk runtime configure "
+                "--runtime=docker` and restart Docker; or use --gpus none")
+DRIVER_HINT = "install the NVIDIA driver (then `nvidia-smi` lists the GPU)"
+# Docker keeps each image's compressed layers' unpacked contents; unpacked layers take
+# about twice their download (measured on OPEA's images: 1.9x to 2.4x).
+UNPACK_FACTOR = 2
+# Below this much room left after a download, the disk counts as nearly full.
+DISK_MARGIN = 2 * 10**9
+# A model whose estimate exceeds this share of the memory it gets is "tight".
+TIGHT_SHARE = 0.9
+LOW_RAM = 2 * 10**9
+
+
+class Status(StrEnum):
+    PASS = "pass"  # noqa: S105 (a verdict, not a password)
+    WARN = "warn"
+    FAIL = "fail"
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    status: Status
+    detail: str
+    fix: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "status": str(self.status), "detail": self.detail,
+                "fix": self.fix}
+
+
+def passed(name: str, detail: str) -> Check:
+    return Check(name, Status.PASS, detail)
+
+
+def warned(name: str, detail: str, fix: str) -> Check:
+    return Check(name, Status.WARN, detail, fix)
+
+
+def failed(name: str, detail: str, fix: str) -> Check:
+    return Check(name, Status.FAIL, detail, fix)
+
+
+def require(check: Check, error: type[OpeaChatError]) -> Check:
+    """Launch's use of a verdict: a failing check stops it, with the same finding and fix."""
+    if check.status is Status.FAIL:
+        raise error(check.detail, hint=check.fix)
+    return check
+
+
+# -- GPUs ------------------------------------------------------------------------------
+
+
+def describe_gpu(gpu: Gpu) -> str:
+    major, minor = gpu.compute_capability
+    return (f"{gpu.name}, compute capability {major}.{minor}, "
+            f"{human_size(gpu.memory_free)} free of {human_size(gpu.memory_total)}")
+
+
+def gpu_checks(report: GpuReport) -> list[Check]:
+    """The driver, then one line per GPU. No GPU is a warning, not a failure: the local
+    runtime needs none."""
+    if report.problem is not None and not report.gpus:
+        return [warned("gpu", f"no usable NVIDIA GPU: {report.problem}",
+                       f"to use a GPU, {DRIVER_HINT}; without one, the local runtime runs "
+                       "models on the CPU")]
+    count = len(report.gpus)
+    checks = [passed("gpu", f"NVIDIA driver {report.driver_version}, supports CUDA up to "
+                            f"{report.cuda_version}; {count} GPU{'s' if count > 1 else ''}")]
+    checks += [passed(f"gpu {gpu.index}", describe_gpu(gpu)) for gpu in report.gpus]
+    return checks
+
+
+# -- Docker ----------------------------------------------------------------------------
+
+
+def docker_check(facts: DockerFacts, needed: bool) -> Check:
+    """``needed``: the chosen runtime is docker, so an unreachable engine dooms a launch."""
+    if facts.reachable:
+        return passed("docker", f"engine {facts.version} (API {facts.api_version}) answers")
+    fix = "start Docker (e.g. `sudo systemctl start docker`)"
+    if needed:
+        return failed("docker", f"the docker runtime needs Docker: {facts.problem}",
+                      fix + ", or use --runtime local")
+    return warned("docker", f"{facts.problem}; the docker runtime is unavailable",
+                  fix + " to use the docker runtime")
+
+
+def nvidia_runtime_check(facts: DockerFacts, gpus: GpuReport) -> Check:
+    if not facts.reachable:
+        if not gpus.usable:
+            return passed("nvidia runtime", "not checked: Docker does not answer, and without "
+                                            "an NVIDIA GPU it is not needed")
+        return warned("nvidia runtime", "unknown: Docker does not answer, so it cannot say "
+                                        "whether it can give containers the GPU",
+                      "start Docker, then run doctor again")
+    if facts.nvidia_runtime:
+        found = ["runtime `nvidia`"] if "nvidia" in facts.runtimes else []
+        found += [f"CDI spec {spec}" for spec in facts.cdi_specs]
+        return passed("nvidia runtime", "Docker can give containers GPUs: " + ", ".join(found))
+    runtimes = ", ".join(facts.runtimes) or "none"
+    if gpus.usable:
+        # The complaint users raise most: a GPU that is there but silently unused.
+        return failed("nvidia runtime",
+                      f"this machine has {len(gpus.gpus)} NVIDIA GPU(s) but Docker cannot use "
+                      f"them: no `nvidia` runtime (runtimes: {runtimes}) and no NVIDIA CDI "
+                      "spec in /etc/cdi or /var/run/cdi", TOOLKIT_HINT)
+    return passed("nvidia runtime", f"not set up (runtimes: {runtimes}); not needed without an "
+                                    "NVIDIA GPU")
+
+
+def runtime_check(requested: str, chosen: str, reason: str, gpus: GpuReport,
+                  facts: DockerFacts) -> Check:
+    """Which runtime `launch` would use, and whether a GPU would sit unused."""
+    detail = f"launch --runtime {requested} would use the {chosen} runtime: {reason}"
+    if chosen == "local" and gpus.usable:
+        names = ", ".join(gpu.name for gpu in gpus.gpus)
+        if requested == "local":
+            return warned("runtime", f"{detail}; the LLM runs on the CPU although this "
+                                     f"machine has {names}",
+                          "use --runtime docker (or auto) to run it on the GPU")
+        fix = TOOLKIT_HINT.removesuffix("; or use --gpus none") if facts.reachable and \
+            not facts.nvidia_runtime else "start Docker"
+        return warned("runtime", f"{detail}; so {names} would go unused", fix)
+    return passed("runtime", detail)
+
+
+def gpu_request_check(needing: list[str], wanted: int | None, gpus: GpuReport,
+                      nvidia_runtime: bool) -> Check:
+    """Can Docker give the services in ``needing`` the GPUs they ask for (``wanted``: a
+    number, or None for all)?"""
+    if not needing:
+        return passed("gpu request", "no service of the stack asks for a GPU")
+    who = " and ".join(needing)
+    if not gpus.usable:
+        return failed("gpu request",
+                      f"the {who} service needs an NVIDIA GPU, but none is usable: "
+                      f"{gpus.problem}",
+                      "install the NVIDIA driver, or run on the CPU with --gpus none "
+                      "(or --runtime local)")
+    if not nvidia_runtime:
+        return failed("gpu request",
+                      f"the {who} service needs an NVIDIA GPU, but Docker has no NVIDIA "
+                      "runtime: the NVIDIA Container Toolkit is not installed or not "
+                      "configured", TOOLKIT_HINT)
+    if wanted is not None and wanted > len(gpus.gpus):
+        return failed("gpu request",
+                      f"--gpus {wanted} asks for more GPUs than the {len(gpus.gpus)} this "
+                      "machine has", "use --gpus all, or a smaller number")
+    count = len(gpus.gpus) if wanted is None else wanted
+    return passed("gpu request", f"the {who} service gets {count} GPU(s)")
+
+
+_CUDA_REQUIREMENT = re.compile(r"cuda>=(\d+)\.(\d+)")
+
+
+def cuda_requirement(environment: list[str]) -> tuple[int, int] | None:
+    """The CUDA version an image needs, from NVIDIA's ``NVIDIA_REQUIRE_CUDA`` variable,
+    which the NVIDIA runtime enforces when the container starts."""
+    for entry in environment:
+        name, _, value = entry.partition("=")
+        if name == "NVIDIA_REQUIRE_CUDA" and (match := _CUDA_REQUIREMENT.search(value)):
+            return int(match.group(1)), int(match.group(2))
+    return None
+
+
+def _version(text: str | None) -> tuple[int, int] | None:
+    if not text:
+        return None
+    parts = text.split(".")
+    try:
+        return int(parts[0]), int(parts[1]) if len(parts) > 1 else 0
+    except ValueError:
+        return None
+
+
+def cuda_check(service: str, image: str, required: tuple[int, int] | None,
+               gpus: GpuReport) -> Check | None:
+    """Does the driver support the CUDA version the service's image was built for?"""
+    driver = _version(gpus.cuda_version)
+    if required is None or driver is None:
+        return None
+    need = f"{required[0]}.{required[1]}"
+    if driver >= required:
+        return passed(f"cuda {service}", f"{image} needs CUDA {need}; the driver supports "
+                                         f"{gpus.cuda_version}")
+    return failed(f"cuda {service}",
+                  f"{image} needs CUDA {need} but NVIDIA driver {gpus.driver_version} supports "
+                  f"only CUDA {gpus.cuda_version}: the container would refuse to start",
+                  f"update the NVIDIA driver to one that supports CUDA {need}, or choose "
+                  f"an image built for CUDA {gpus.cuda_version} (--image {service}=...)")
+
+
+# -- images ----------------------------------------------------------------------------
+
+
+def image_check(service: str, image: str, local_size: int | None, download: int | None,
+                policy: str) -> Check:
+    """``local_size`` None: not on this machine; ``download``: what the registry says a
+    pull downloads (None: it could not be asked)."""
+    name = f"image {service}"
+    if local_size is not None and policy != "always":
+        return passed(name, f"{image} is here ({human_size(local_size)})")
+    if local_size is not None:
+        return passed(name, f"{image} is here ({human_size(local_size)}); --pull always "
+                            f"checks for a newer one")
+    size = f"{human_size(download)} to download" if download is not None else \
+        "download size unknown: its registry did not answer"
+    if policy == "never":
+        return failed(name, f"{image} is not here and --pull never forbids pulling it "
+                            f"({size})",
+                      f"pull it (`docker pull {image}`), or launch with --pull missing")
+    return warned(name, f"{image} is not here; launch will pull it first ({size})",
+                  f"pull it now, while you wait for nothing else: `docker pull {image}`")
+
+
+# -- disks and memory ------------------------------------------------------------------
+
+
+def disk_check(name: str, where: Path, free: int | None, need: int, what: str) -> Check:
+    """``need`` bytes of ``what`` go to the disk holding ``where`` (``free`` on it)."""
+    if free is None:
+        return warned(name, f"cannot tell the free space at {where}",
+                      "check it yourself with `df -h`")
+    room = f"{human_size(free)} free at {where}"
+    if need <= 0:
+        return passed(name, f"{room}; nothing to download")
+    needs = f"{what} needs about {human_size(need)}"
+    if free < need:
+        return failed(name, f"{needs} but only {room}",
+                      f"free at least {human_size(need - free)} there, or move it to a bigger "
+                      "disk")
+    if free - need < DISK_MARGIN:
+        return warned(name, f"{needs}; {room}, which leaves less than "
+                            f"{human_size(DISK_MARGIN)}", "free some space there")
+    return passed(name, f"{needs}; {room}")
+
+
+def ram_check(total: int, available: int) -> Check:
+    detail = f"{human_size(available)} available of {human_size(total)}"
+    if available < LOW_RAM:
+        return warned("ram", detail, "close other programs: models on the CPU, the app and "
+                                     "OPEA's services need memory")
+    return passed("ram", detail)
+
+
+@dataclass(frozen=True)
+class MemoryTarget:
+    """The memory a model will run in: free VRAM of the GPUs the LLM gets, or RAM."""
+
+    kind: str  # "VRAM" or "RAM"
+    available: int
+    where: str
+    # What the memory would be with nothing else using it (total VRAM), for the fix.
+    total: int
+
+
+def memory_target(server: str, gpus_for_llm: list[Gpu] | None, ram_available: int,
+                  ram_total: int) -> MemoryTarget:
+    """``gpus_for_llm`` None: the model runs in RAM. llama.cpp spreads layers over every GPU
+    it is given; TGI shards evenly, so the GPU with the least free memory bounds it."""
+    if not gpus_for_llm:
+        return MemoryTarget("RAM", ram_available, "RAM", ram_total)
+    count = len(gpus_for_llm)
+    overhead = CUDA_CONTEXT_BYTES * count
+    if server == "TGI":
+        available = min(g.memory_free for g in gpus_for_llm) * count - overhead
+        total = min(g.memory_total for g in gpus_for_llm) * count - overhead
+    else:
+        available = sum(g.memory_free for g in gpus_for_llm) - overhead
+        total = sum(g.memory_total for g in gpus_for_llm) - overhead
+    names = ", ".join(f"{g.name} ({human_size(g.memory_free)} free)" for g in gpus_for_llm)
+    return MemoryTarget("VRAM", max(0, available), f"VRAM of {names}", max(0, total))
+
+
+def gpus_for_llm(runtime: str, llm_needs_gpu: bool, gpus_setting: str,
+                 gpus: GpuReport) -> list[Gpu] | None:
+    """The GPUs the LLM's container is given, or None when it runs on the CPU."""
+    if runtime != "docker" or not llm_needs_gpu or gpus_setting == "none" or not gpus.usable:
+        return None
+    if gpus_setting == "all":
+        return list(gpus.gpus)
+    return list(gpus.gpus[:int(gpus_setting)])
+
+
+def context_that_fits(need: MemoryNeed, target: MemoryTarget) -> int | None:
+    """The largest context (a multiple of 256 tokens) whose KV cache fits beside the
+    weights, when a smaller context is what would make the model fit."""
+    if not need.context or not need.kv_cache:
+        return None
+    per_token = need.kv_cache / need.context
+    room = target.available * TIGHT_SHARE - need.weights - need.overhead
+    context = int(room // per_token) // 256 * 256
+    return context if 256 <= context < need.context else None
+
+
+def fit_check(model: str, need: MemoryNeed, target: MemoryTarget, server: str) -> Check:
+    """Does the model fit the memory it will run in?"""
+    name = f"fit {model}"
+    needs = (f"{model} needs about {human_size(need.total)} on {server} (weights "
+             f"{human_size(need.weights)}, KV cache {human_size(need.kv_cache)} for "
+             f"{need.context} tokens, buffers {human_size(need.overhead)})")
+    room = f"{human_size(target.available)} {target.kind} available" + \
+        (f" ({target.where})" if target.kind == "VRAM" else "")
+    if need.total <= target.available * TIGHT_SHARE:
+        return passed(name, f"{needs}; fits in {room}")
+    fixes = []
+    if target.kind == "VRAM" and need.total <= target.total:
+        fixes.append("free GPU memory (`nvidia-smi` shows which processes use it)")
+    context = context_that_fits(need, target)
+    if context is not None:
+        fixes.append(f"lower the context to {context} tokens (--context-size {context})")
+    fixes.append("use a smaller or more quantized model")
+    if target.kind == "VRAM":
+        fixes.append("or run it in RAM with --gpus none")
+    fix = "; ".join(fixes)
+    if need.total <= target.available:
+        return warned(name, f"{needs}; that is tight in {room}", fix)
+    return failed(name, f"{needs}, more than the {room}", fix)
+
+
+def served_by(format_name: str) -> str:
+    return FORMATS[format_name].served_by()

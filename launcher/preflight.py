@@ -1,0 +1,72 @@
+"""The checks that must pass before a launch pulls or starts anything, built from facts
+about this machine; ``opea-chat doctor`` shows the very same checks.
+
+Each function gathers the few facts it needs (free disk, RAM) and returns the verdict of
+``launcher.checks``; launch stops on a failing one with ``checks.require``.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+from launcher.checks import Check, disk_check, fit_check, gpus_for_llm, memory_target
+from launcher.errors import ModelError
+from launcher.gpu import GpuReport
+from launcher.plan import llm_spec
+from launcher.settings import Settings
+from models.catalogue import CatalogueEntry
+from models.formats import FORMATS
+from models.memory import ModelShape, estimate
+from models.store import LocalModel
+
+
+@dataclass(frozen=True)
+class Ram:
+    total: int
+    available: int
+
+
+def probe_ram() -> Ram:
+    memory = psutil.virtual_memory()
+    return Ram(total=int(memory.total), available=int(memory.available))
+
+
+def free_space(path: Path) -> int | None:
+    """Free bytes on the disk that holds ``path`` (or would hold it, once created)."""
+    for candidate in (path, *path.parents):
+        if candidate.exists():
+            try:
+                return shutil.disk_usage(candidate).free
+            except OSError:
+                return None
+    return None
+
+
+def model_shape(model: LocalModel) -> ModelShape | None:
+    return model.info.shape() if model.info is not None else None
+
+
+def model_fit(name: str, shape: ModelShape, model_format: str, settings: Settings,
+              runtime: str, gpus: GpuReport, ram: Ram) -> Check:
+    """Will the model fit the memory it runs in: the free VRAM of the GPUs the LLM's
+    container gets, or RAM?"""
+    server = FORMATS[model_format].server
+    need = estimate(shape, settings.context_size, server)
+    placeholder = LocalModel(name, Path(name), 0, model_format)
+    try:
+        needs_gpu = llm_spec(runtime, placeholder).needs_gpu
+    except ModelError:  # not servable on this runtime: the plan says so on its own
+        needs_gpu = False
+    target = memory_target(server, gpus_for_llm(runtime, needs_gpu, settings.gpus, gpus),
+                           ram.available, ram.total)
+    return fit_check(name, need, target, server)
+
+
+def model_download_disk(entry: CatalogueEntry, models_dir: Path) -> Check:
+    """Room in the models folder for a catalogue model that is not pulled yet."""
+    return disk_check("disk models", models_dir, free_space(models_dir), entry.size_bytes,
+                      f"pulling {entry.name}")

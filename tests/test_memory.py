@@ -1,0 +1,38 @@
+"""The memory estimate against the real llama.cpp server: what doctor and launch promise
+("fits") must cover what the server really takes, without crying wolf."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from launcher.ports import pick_free_port
+from models.gguf import read_header
+from models.memory import estimate
+from tests.services import running
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.mark.parametrize("context", [512, 4096])
+def test_the_estimate_covers_the_real_servers_memory(smollm2: Path, tmp_path: Path,
+                                                     context: int) -> None:
+    port = pick_free_port()
+    url = f"http://127.0.0.1:{port}"
+    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(smollm2),
+               "--model_alias", "smollm2-135m", "--host", "127.0.0.1", "--port", str(port),
+               "--n_ctx", str(context)]
+    with running("llm", command, url + "/v1/models", tmp_path) as child:
+        # An answer makes the server touch its compute buffers and part of its KV cache.
+        answer = httpx.post(url + "/v1/chat/completions", timeout=120, json={
+            "messages": [{"role": "user", "content": "Name three colours."}],
+            "max_tokens": 32})
+        assert answer.status_code == 200
+        used = psutil.Process(child.pid).memory_info().rss
+    need = estimate(read_header(smollm2).shape(), context, "llama.cpp").total
+    assert used <= need, f"the server used {used:,} bytes, more than the {need:,} estimated"
+    assert need <= 3 * used, f"estimated {need:,} bytes for a server that used {used:,}"
