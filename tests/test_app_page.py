@@ -131,11 +131,14 @@ def test_model_panel_shows_runtime_model_device_and_health(session: dict[str, An
     facts = panel.markdown[0].value
     assert "**Runtime:** local" in facts and "**Model:** smollm2-135m" in facts
     assert session["model"]["path"] in facts and "**Context:** 1,024 tokens" in facts
-    assert "**Device:** CPU: " in facts  # no GPU on this machine
+    # No launcher owns this stack (the session file is written by the test), so the panel
+    # checks the megaservice it talks to itself; with a launcher, the launcher reports the
+    # device and every service (tests/test_session_commands.py, tests/test_desktop.py).
+    assert "**Device:** unknown (no running launcher)" in facts
     health = [c.value for c in panel.caption]
-    assert any(f"llm · {session['urls']['llm']} · healthy" in line for line in health)
     assert any(f"megaservice · {session['urls']['megaservice']} · healthy" in line
                for line in health)
+    assert "quit" not in [b.key for b in page.at.sidebar.button]  # no launcher to quit
     page.ask("Say hi.")
     assert "tokens/s" in page.at.sidebar.expander[0].metric[0].value
 
