@@ -4,6 +4,7 @@ every failure path leaving no container, network or port behind."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -80,6 +81,16 @@ def test_chat_profile_pulled_from_a_registry_answers_and_stops_clean(
         launch: LaunchFactory, docker_client: docker.DockerClient, registry: str) -> None:
     llm_image = push_fresh(docker_client, LLAMA_SERVER, registry)
     chatqna_image = push_fresh(docker_client, CHATQNA, registry)
+    try:
+        pulled_and_answered(launch, docker_client, registry, llm_image, chatqna_image)
+    finally:  # what this test pulled goes again (the stand-ins it was made from stay)
+        for image in (llm_image, chatqna_image):
+            with contextlib.suppress(docker.errors.ImageNotFound):
+                docker_client.images.remove(image, force=True)
+
+
+def pulled_and_answered(launch: LaunchFactory, docker_client: docker.DockerClient,
+                        registry: str, llm_image: str, chatqna_image: str) -> None:
     launched = launch(*DOCKER_CPU, env={"OPEA_CHAT_REGISTRY": f"{registry}/",
                                         "OPEA_CHAT_IMAGE_LLM": llm_image})
     launched.expect(READY)
