@@ -113,7 +113,8 @@ def nvidia_runtime_available(client: docker.DockerClient) -> bool:
     """The NVIDIA Container Toolkit is set up for this engine: an `nvidia` runtime is
     registered, or NVIDIA CDI specs exist (newer toolkits)."""
     info: dict[str, Any] = client.info()
-    return "nvidia" in (info.get("Runtimes") or {}) or bool(nvidia_cdi_specs())
+    return DockerFacts(runtimes=tuple(info.get("Runtimes") or {}),
+                       cdi_specs=tuple(nvidia_cdi_specs())).nvidia_runtime
 
 
 def nvidia_cdi_specs(dirs: tuple[Path, ...] = CDI_DIRS) -> list[Path]:

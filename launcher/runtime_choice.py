@@ -32,17 +32,11 @@ def choose_runtime(requested: str, machine: Machine | None) -> tuple[str, str]:
 
 
 def probe_machine() -> Machine:
-    from launcher.docker_engine import connect, nvidia_runtime_available
-    from launcher.errors import DockerUnavailableError
+    from launcher.docker_engine import probe_docker
     from launcher.gpu import probe_gpus
 
-    gpus = probe_gpus()
-    try:
-        client = connect(timeout=3)
-    except DockerUnavailableError as error:
-        return Machine(docker_problem=error.message, nvidia_runtime=False, gpus=gpus)
-    try:
-        return Machine(docker_problem=None, nvidia_runtime=nvidia_runtime_available(client),
-                       gpus=gpus)
-    finally:
+    facts, client = probe_docker(timeout=3)
+    if client is not None:
         client.close()
+    return Machine(docker_problem=facts.problem, nvidia_runtime=facts.nvidia_runtime,
+                   gpus=probe_gpus())
