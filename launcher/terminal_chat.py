@@ -8,6 +8,7 @@ closed, so the model stops too); Ctrl+C at the prompt, or Ctrl+D, leaves.
 
 from __future__ import annotations
 
+import signal
 import sys
 import time
 from dataclasses import dataclass
@@ -66,6 +67,10 @@ def answer(client: OpeaClient, messages: list[Message], params: ChatParams,
 
 def chat(paths: Paths, question: str | None, stats: bool, max_tokens: int,
          stdin: IO[str] = sys.stdin, out: IO[str] = sys.stdout) -> int:
+    # Ctrl+C is how this command is driven. A process started from a non-interactive
+    # shell's background job inherits SIGINT ignored (and Python then leaves it so): take
+    # it back, or Ctrl+C would do nothing.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     params = ChatParams(max_tokens=max_tokens)
     with OpeaClient(megaservice_url(paths)) as client:
         if question is None and not stdin.isatty():
