@@ -8,7 +8,7 @@ import json
 import statistics
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import httpx
@@ -96,16 +96,17 @@ def compare(llm_url: str, megaservice_url: str, model: str, runs: int) -> dict[s
     }
 
 
-def concurrent(llm_url: str, megaservice_url: str, model: str, streams: int = 8
-               ) -> dict[str, object]:
-    """Total throughput of ``streams`` answers at once, each way."""
+def concurrent(llm_url: str, megaservice_url: str, model: str, streams: int = 8,
+               rounds: int = 3) -> dict[str, object]:
+    """Total throughput of ``streams`` answers at once, each way; ``rounds`` rounds, the
+    order alternating, medians reported (one round alone is at the mercy of the machine)."""
 
-    def run(make: object) -> float:
+    def run(make: Callable[[int], Iterator[str]]) -> float:
         results: list[Stream] = []
         lock = threading.Lock()
 
         def one(number: int) -> None:
-            stream = _timed(make(number))  # type: ignore[operator]
+            stream = _timed(make(number))
             with lock:
                 results.append(stream)
 
@@ -117,8 +118,22 @@ def concurrent(llm_url: str, megaservice_url: str, model: str, streams: int = 8
             thread.join()
         return sum(s.pieces for s in results) / (time.monotonic() - started)
 
+    direct: list[float] = []
+    through: list[float] = []
     with OpeaClient(megaservice_url) as client:
-        direct = run(lambda n: direct_pieces(llm_url, _prompt(100 + n), model))
-        through = run(lambda n: megaservice_pieces(client, _prompt(200 + n)))
-    return {"streams": streams, "direct_tokens_per_s": direct,
-            "megaservice_tokens_per_s": through, "ratio": through / direct}
+        for round_ in range(rounds):
+            base = 100 + round_ * streams * 2
+
+            def direct_stream(n: int, base: int = base) -> Iterator[str]:
+                return direct_pieces(llm_url, _prompt(base + n), model)
+
+            def opea_stream(n: int, base: int = base) -> Iterator[str]:
+                return megaservice_pieces(client, _prompt(base + streams + n))
+
+            # Alternate which side goes first so neither always gets the warmer machine.
+            ways = [(direct, direct_stream), (through, opea_stream)]
+            for rates, make in (ways if round_ % 2 == 0 else reversed(ways)):
+                rates.append(run(make))
+    direct_rate, through_rate = statistics.median(direct), statistics.median(through)
+    return {"streams": streams, "rounds": rounds, "direct_tokens_per_s": direct_rate,
+            "megaservice_tokens_per_s": through_rate, "ratio": through_rate / direct_rate}

@@ -99,6 +99,18 @@ class ChatOrchestrator(ServiceOrchestrator):  # type: ignore[misc]
     def __init__(self, model_name: str):
         super().__init__()
         self.model_name = model_name
+        self._llm_http: httpx.AsyncClient | None = None
+
+    @property
+    def llm_http(self) -> httpx.AsyncClient:
+        """One client for every request to the LLM: a client per request costs a TLS
+        context each (native memory the process never gave back: +46% after 300 chats in
+        the soak) and a new connection each."""
+        if self._llm_http is None:
+            self._llm_http = httpx.AsyncClient(
+                timeout=httpx.Timeout(LLM_READ_TIMEOUT, connect=10.0), trust_env=False,
+                limits=httpx.Limits(max_connections=None, max_keepalive_connections=16))
+        return self._llm_http
 
     async def execute(self, session: aiohttp.ClientSession, req_start: float, cur_node: str,
                       inputs: dict[str, Any], runtime_graph: Any,
@@ -110,24 +122,18 @@ class ChatOrchestrator(ServiceOrchestrator):  # type: ignore[misc]
         body = self.align_inputs(inputs, cur_node, runtime_graph, llm_parameters.dict(),
                                  **kwargs)
         url = service.endpoint_path(None)
-        http = httpx.AsyncClient(timeout=httpx.Timeout(LLM_READ_TIMEOUT, connect=10.0),
-                                 trust_env=False)
-        try:
-            upstream = await http.send(http.build_request("POST", url, json=body), stream=True)
-            if upstream.is_error:
-                # OPEA's stream path ignores the status and answers 200 with only [DONE].
-                reason = (await upstream.aread()).decode("utf-8", errors="replace")
-                await upstream.aclose()
-                raise HTTPException(502, f"the LLM server answered HTTP {upstream.status_code}: "
-                                         f"{reason[:1000]}")
-        except BaseException:
-            await http.aclose()
-            raise
-        return (ClosingStreamingResponse(self._relay(upstream, http),
+        http = self.llm_http
+        upstream = await http.send(http.build_request("POST", url, json=body), stream=True)
+        if upstream.is_error:
+            # OPEA's stream path ignores the status and answers 200 with only [DONE].
+            reason = (await upstream.aread()).decode("utf-8", errors="replace")
+            await upstream.aclose()
+            raise HTTPException(502, f"the LLM server answered HTTP {upstream.status_code}: "
+                                     f"{reason[:1000]}")
+        return (ClosingStreamingResponse(self._relay(upstream),
                                          media_type="text/event-stream"), cur_node)
 
-    async def _relay(self, upstream: httpx.Response, http: httpx.AsyncClient
-                     ) -> AsyncGenerator[str, None]:
+    async def _relay(self, upstream: httpx.Response) -> AsyncGenerator[str, None]:
         reframer = OpenAIReframer()
         try:
             async for chunk in upstream.aiter_raw():
@@ -138,9 +144,9 @@ class ChatOrchestrator(ServiceOrchestrator):  # type: ignore[misc]
             for event in reframer.finish():
                 yield event
         finally:
-            # Closing the upstream stream is what tells the LLM server to stop generating.
+            # Closing the upstream response before its end drops its connection: that is
+            # what tells the LLM server to stop generating.
             await upstream.aclose()
-            await http.aclose()
             self.metrics.pending_update(False)
 
     def align_inputs(self, inputs: dict[str, Any], cur_node: str, runtime_graph: Any,
