@@ -1,7 +1,7 @@
 """opea-chat's benchmark: one command, numbers for every claim, comparisons as ratios
 measured side by side in the same run.
 
-    .venv/bin/python -m bench [--runs N] [--soak N] [--no-docker] [--write-docs]
+    scripts/bench.sh [--runs N] [--soak N] [--no-docker] [--write-docs]
 
 Writes bench/results.json and bench/results.md (and, with --write-docs,
 docs/performance.md). Not part of the tests' pass/fail: the machines are shared and noisy;
@@ -159,7 +159,9 @@ def main() -> int:
     table = markdown(results)
     (ROOT / "bench" / "results.md").write_text(table)
     if args.write_docs:
-        (ROOT / "docs" / "performance.md").write_text(performance_page(results, table))
+        findings = ROOT / "bench" / "findings.md"
+        (ROOT / "docs" / "performance.md").write_text(performance_page(
+            results, table, findings.read_text() if findings.exists() else ""))
     print(table)
     return 0
 
