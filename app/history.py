@@ -100,30 +100,12 @@ class Conversation:
 
 
 @dataclass(frozen=True)
-class Message:
-    id: int
-    conversation_id: int
-    role: str
-    content: str
-    created_at: float
-    model: str | None = None
-    params: ChatParams | None = None
-    status: str = "complete"
-    error: str | None = None
-    completion_tokens: int | None = None
-    first_token_seconds: float | None = None
-    tokens_per_second: float | None = None
-    left_out: int = 0
-    cached: bool = False
-
-
-@dataclass(frozen=True)
 class Template:
     name: str
     system_prompt: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class AnswerMeta:
     """What is known about an answer besides its text."""
 
@@ -136,6 +118,17 @@ class AnswerMeta:
     tokens_per_second: float | None = None
     left_out: int = 0
     cached: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class Message(AnswerMeta):
+    """One stored turn, a question or an answer, with what is known about it."""
+
+    id: int
+    conversation_id: int
+    role: str
+    content: str
+    created_at: float
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,8 @@ def running(name: str, command: list[str], health_url: str, log_dir: Path,
         stop_child(child)
 
 
-def _command(spec: ServiceSpec, port: int, **values: str) -> list[str]:
+def service_command(spec: ServiceSpec, port: int, **values: str) -> list[str]:
+    """The command the stack gives for ``spec`` on the local runtime, filled in for a test."""
     assert spec.local_command is not None
     return render(spec.local_command, {"python": sys.executable, "host": HOST,
                                        "port": str(port), "model_name": "smollm2-135m",
@@ -52,7 +53,7 @@ def _command(spec: ServiceSpec, port: int, **values: str) -> list[str]:
 def llm_server(model: Path, log_dir: Path, context_size: int = 1024) -> Iterator[str]:
     port = pick_free_port()
     url = f"http://127.0.0.1:{port}"
-    command = _command(LLAMA_CPP_PYTHON, port, model_path=str(model),
+    command = service_command(LLAMA_CPP_PYTHON, port, model_path=str(model),
                        context_size=str(context_size), threads=str(os.cpu_count() or 1),
                        gpu_layers="0")
     with running("llm", command, url + LLAMA_CPP_PYTHON.health.path, log_dir):
@@ -63,6 +64,6 @@ def llm_server(model: Path, log_dir: Path, context_size: int = 1024) -> Iterator
 def megaservice(llm_url: str, log_dir: Path) -> Iterator[str]:
     port = pick_free_port()
     url = f"http://127.0.0.1:{port}"
-    command = _command(CHAT_MEGASERVICE, port, llm_url=llm_url)
+    command = service_command(CHAT_MEGASERVICE, port, llm_url=llm_url)
     with running("megaservice", command, url + CHAT_MEGASERVICE.health.path, log_dir):
         yield url

@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import subprocess
-import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
@@ -24,6 +21,7 @@ from opea.client import ChatParams
 from opea.stack import MEGASERVICE_URL_VARIABLE
 from tests.http_stub import reply, serve
 from tests.services import llm_server, megaservice
+from tests.sqlite_lock import holding_lock
 
 pytestmark = pytest.mark.integration
 
@@ -320,21 +318,6 @@ def test_identical_questions_at_temperature_zero_come_from_the_cache_unless_turn
         set_temperature_zero(page)
         page.ask("Name a fruit.")
         assert page.captions(1)[-1].endswith(" · cached") is cached
-
-
-@contextmanager
-def holding_lock(db: Path, statements: list[str]) -> Iterator[None]:
-    script = (f"import sqlite3, time\nc = sqlite3.connect({str(db)!r}, isolation_level=None)\n"
-              f"for s in {statements!r}: c.execute(s)\nprint('holding', flush=True)\n"
-              "time.sleep(300)\n")
-    holder = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
-                              text=True)
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "holding"
-        yield
-    finally:
-        holder.kill()
-        holder.wait(10)
 
 
 def test_a_locked_history_says_so_and_a_fresh_one_can_be_started(

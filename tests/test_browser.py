@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
@@ -17,11 +16,11 @@ from playwright.sync_api import Browser
 
 from launcher.local_runtime import APP_SCRIPT
 from launcher.ports import pick_free_port
-from opea.stack import MEGASERVICE_URL_VARIABLE
+from opea.stack import CHAT_APP, MEGASERVICE_URL_VARIABLE
 from tests.browser import ChatPage, chromium, screenshot
 from tests.http_stub import serve
 from tests.launched import Launched
-from tests.services import running
+from tests.services import running, service_command
 
 pytestmark = pytest.mark.integration
 READY = r"^Ready: (http://127\.0\.0\.1:\d+)$"
@@ -241,9 +240,7 @@ def test_html_and_scripts_streamed_by_the_model_are_shown_as_text(
         port = pick_free_port()
         monkeypatch.setenv("OPEA_CHAT_HOME", str(tmp_path / "home"))
         monkeypatch.setenv(MEGASERVICE_URL_VARIABLE, model)
-        command = [sys.executable, "-m", "streamlit", "run", str(APP_SCRIPT),
-                   "--server.address", "127.0.0.1", "--server.port", str(port),
-                   "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+        command = service_command(CHAT_APP, port, app_script=str(APP_SCRIPT))
         url = f"http://127.0.0.1:{port}"
         with running("app", command, url + "/_stcore/health", tmp_path):
             context = browser.new_context()

@@ -10,8 +10,6 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -27,6 +25,7 @@ from app.history import (
 )
 from launcher.errors import HistoryCorruptError, HistoryLockedError, HistoryTooNewError
 from opea.client import ChatParams
+from tests.sqlite_lock import holding_lock
 
 PARAMS = ChatParams(max_tokens=256, temperature=0.0, top_p=0.9)
 
@@ -218,26 +217,6 @@ def test_a_database_with_damaged_pages_is_caught_when_opened(db: Path) -> None:
     db.write_bytes(bytes(data))
     with pytest.raises(HistoryCorruptError, match="damaged"):
         History(db)
-
-
-@contextmanager
-def holding_lock(db: Path, statements: list[str]) -> Iterator[None]:
-    """Another process that opens ``db``, runs ``statements`` and holds what they lock."""
-    script = (
-        "import sqlite3, sys, time\n"
-        f"c = sqlite3.connect({str(db)!r}, isolation_level=None)\n"
-        f"for s in {statements!r}: c.execute(s)\n"
-        "print('holding', flush=True)\n"
-        "time.sleep(120)\n"
-    )
-    holder = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
-                              text=True)
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "holding"
-        yield
-    finally:
-        holder.kill()
-        holder.wait(10)
 
 
 def test_a_write_blocked_by_another_process_is_reported_and_works_once_released(
