@@ -33,6 +33,7 @@ from launcher.session_file import read_session
 from models.pull import pull_model
 
 ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results.json"
 TEST_BASE_IMAGE = "opea-chat-test/python:bookworm"
 
 
@@ -43,6 +44,18 @@ def machine() -> dict[str, Any]:
             "os": platform.platform(), "python": platform.python_version(),
             "load_average_at_start": os.getloadavg(),
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+
+
+def write_reports(results: dict[str, Any], docs: bool) -> str:
+    """bench/results.md and, with ``docs``, docs/performance.md (with bench/findings.md,
+    written by hand); returns the table."""
+    table = markdown(results)
+    (ROOT / "bench" / "results.md").write_text(table)
+    if docs:
+        findings = ROOT / "bench" / "findings.md"
+        (ROOT / "docs" / "performance.md").write_text(performance_page(
+            results, table, findings.read_text() if findings.exists() else ""))
+    return table
 
 
 def say(text: str) -> None:
@@ -138,7 +151,13 @@ def main() -> int:
                         help="skip the docker runtime and docker-compose")
     parser.add_argument("--write-docs", action="store_true",
                         help="also write docs/performance.md")
+    parser.add_argument("--docs-only", action="store_true",
+                        help="measure nothing: write docs/performance.md from the last "
+                             "bench/results.json (after editing bench/findings.md)")
     args = parser.parse_args()
+    if args.docs_only:
+        write_reports(json.loads(RESULTS.read_text()), docs=True)
+        return 0
 
     model = pull_model("smollm2-135m", resolve_paths().models_dir, say=say).path
     results: dict[str, Any] = {"machine": machine(), "model": model.name}
@@ -155,14 +174,8 @@ def main() -> int:
         if "doctor" in launches.cli(idle_home, "--help").stdout:
             results["cli"]["doctor"] = cli_timing.cold(idle_home, ["doctor"])
 
-    (ROOT / "bench" / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    table = markdown(results)
-    (ROOT / "bench" / "results.md").write_text(table)
-    if args.write_docs:
-        findings = ROOT / "bench" / "findings.md"
-        (ROOT / "docs" / "performance.md").write_text(performance_page(
-            results, table, findings.read_text() if findings.exists() else ""))
-    print(table)
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    print(write_reports(results, docs=args.write_docs))
     return 0
 
 

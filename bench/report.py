@@ -138,5 +138,7 @@ scripts/bench.sh --write-docs
 `scripts/bench.sh` installs the Docker engine and builds the test images when they are
 missing, starts the engine for the run and stops it after. `--no-docker` skips the docker
 runtime and docker-compose; `--runs`, `--stream-runs` and `--soak` set the repetitions. The
-raw numbers are in `bench/results.json`, the table alone in `bench/results.md`.
+raw numbers are in `bench/results.json`, the table alone in `bench/results.md`. The section
+below is `bench/findings.md`; after editing it, `.venv/bin/python -m bench --docs-only`
+rewrites this page from the last results without measuring again.
 """ + (f"\n{findings.strip()}\n" if findings.strip() else "")

@@ -18,7 +18,10 @@ from launcher.ports import HOST
 from launcher.runtime import Runtime
 from opea.stack import HealthKind
 
-POLL_INTERVAL = 0.1
+# A service is seen healthy at most one interval plus one probe after it is: 0.1 s gave
+# lags up to 97 ms in the bench, against a 100 ms target. A probe of a local port that is
+# not open yet is refused at once, so polling faster costs next to nothing.
+POLL_INTERVAL = 0.05
 LOG_LINES = 50
 
 
