@@ -18,7 +18,6 @@ from launcher.docker_engine import DockerFacts
 from launcher.errors import OpeaChatError
 from launcher.gpu import Gpu, GpuReport
 from launcher.sizes import human_size
-from models.formats import FORMATS
 from models.memory import CUDA_CONTEXT_BYTES, MemoryNeed
 
 TOOLKIT_HINT = ("install nvidia-container-toolkit, run `sudo nvidia-ctk runtime configure "
@@ -341,6 +340,3 @@ def fit_check(model: str, need: MemoryNeed, target: MemoryTarget, server: str) -
         return warned(name, f"{needs}; that is tight in {room}", fix)
     return failed(name, f"{needs}, more than the {room}", fix)
 
-
-def served_by(format_name: str) -> str:
-    return FORMATS[format_name].served_by()

@@ -15,6 +15,7 @@ from launcher.errors import DockerUnavailableError
 
 if TYPE_CHECKING:
     import docker
+    import docker.errors
 
 CDI_DIRS = (Path("/etc/cdi"), Path("/var/run/cdi"))
 START_HINT = "start Docker (e.g. `sudo systemctl start docker`), or use --runtime local"
@@ -107,6 +108,11 @@ def probe_docker(timeout: float) -> tuple[DockerFacts, docker.DockerClient | Non
         cdi_specs=tuple(nvidia_cdi_specs()),
         root_dir=local_root_dir(client, info),
     ), client
+
+
+def gpu_request_refused(error: docker.errors.APIError) -> bool:
+    """Whether Docker refused a container's GPU request: no NVIDIA runtime to give it."""
+    return "could not select device driver" in str(error.explanation or error).lower()
 
 
 def nvidia_runtime_available(client: docker.DockerClient) -> bool:

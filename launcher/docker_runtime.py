@@ -23,7 +23,7 @@ from docker.types import DeviceRequest
 from docker.types import Mount as DockerMount
 
 from launcher.checks import TOOLKIT_HINT
-from launcher.docker_engine import connect, nvidia_runtime_available
+from launcher.docker_engine import connect, gpu_request_refused, nvidia_runtime_available
 from launcher.docker_plan import (
     LABEL_HOME,
     LABEL_MANAGED,
@@ -49,10 +49,6 @@ STOP_TIMEOUT = 10
 
 def new_session_id() -> str:
     return uuid.uuid4().hex[:8]
-
-
-def _gpu_refused(error: docker.errors.APIError) -> bool:
-    return "could not select device driver" in str(error.explanation or error).lower()
 
 
 class DockerRuntime:
@@ -121,7 +117,7 @@ class DockerRuntime:
         try:
             container.start()
         except docker.errors.APIError as error:
-            if _gpu_refused(error):
+            if gpu_request_refused(error):
                 raise GpuUnavailableError(
                     f"Docker refused the {service.name} service's GPU request "
                     f"({error.explanation}): the NVIDIA Container Toolkit is missing or not "

@@ -28,7 +28,14 @@ from launcher.docker_engine import DockerFacts, probe_docker
 from launcher.errors import ConfigError, OpeaChatError
 from launcher.gpu import GpuReport, probe_gpus
 from launcher.paths import Paths
-from launcher.preflight import Ram, free_space, model_download_disk, model_fit, probe_ram
+from launcher.preflight import (
+    Ram,
+    images_disk_check,
+    llm_memory_target,
+    model_download_disk,
+    model_fit,
+    probe_ram,
+)
 from launcher.runtime_choice import Machine, choose_runtime
 from launcher.settings import Settings, load_settings
 from launcher.sizes import human_size
@@ -106,7 +113,6 @@ class Findings:
     gpus: GpuReport
     engine: DockerFacts
     client: docker.DockerClient | None
-    ram: Ram | None
 
 
 def _settings(paths: Paths, flags: Mapping[str, Any]) -> tuple[Settings, Check | None]:
@@ -175,8 +181,9 @@ def model_checks(models: list[LocalModel], settings: Settings, runtime: str,
         if ram is None:
             found.append(passed(name, f"{detail}; {serve}"))
             continue
-        fit = model_fit(model.name, info.shape(), model.format, settings, runtime, gpus, ram)
         need = estimate(info.shape(), settings.context_size, model_format.server)
+        fit = verdicts.fit_check(model.name, need, llm_memory_target(
+            model.format, settings, runtime, gpus, ram), model_format.server)
         needs = f"needs about {human_size(need.total)}"
         if fit.status is Status.PASS:
             found.append(passed(name, f"{detail}; {needs}, fits; {serve}"))
@@ -320,11 +327,7 @@ def docker_stack_checks(found: Findings, paths: Paths, model: LocalModel,
         if cuda is not None:
             checks.append(cuda)
     if found.engine.root_dir is not None:
-        need = sum(size for size in downloads.values() if size) * verdicts.UNPACK_FACTOR
-        what = f"pulling {len(missing)} image(s)" + \
-            (" (of unknown size)" if any(downloads.get(i) is None for i in missing) else "")
-        checks.append(verdicts.disk_check("disk images", found.engine.root_dir,
-                                          free_space(found.engine.root_dir), need, what))
+        checks.append(images_disk_check(found.engine.root_dir, downloads))
     return checks
 
 
@@ -333,7 +336,6 @@ def smoke_check(found: Findings, paths: Paths, model: LocalModel) -> Check:
         LABEL_HOME,
         LABEL_MANAGED,
         LABEL_SERVICE,
-        gpu_count,
         home_label,
     )
     from launcher.gpu_smoke import gpu_smoke
@@ -343,16 +345,18 @@ def smoke_check(found: Findings, paths: Paths, model: LocalModel) -> Check:
                       "start Docker, then run doctor --gpu-smoke again")
     settings = found.settings if found.settings.gpus != "none" else \
         replace(found.settings, gpus="all")
-    # The image the LLM would run in on a GPU: it is the one that has to work.
-    containers = _container_plans(settings, paths, model, found.gpus)
-    image = next((c.image for c in containers if c.gpu_count is not None), containers[0].image)
+    # The first container with a GPU request (the LLM's, in the chat profile) is the one
+    # that has to work. With gpus forced off "none" the LLM always gets one.
+    gpu_container = next(c for c in _container_plans(settings, paths, model, found.gpus)
+                         if c.gpu_count is not None)
+    image, count = gpu_container.image, gpu_container.gpu_count
+    assert count is not None
     if _image_facts(found.client, image).local_size is None:
         return warned("gpu smoke", f"not run: its image {image} is not here yet",
                       f"pull it (`docker pull {image}`), then run doctor --gpu-smoke again")
-    count = gpu_count(settings.gpus)
     labels = {LABEL_MANAGED: "true", LABEL_HOME: home_label(paths.state_dir),
               LABEL_SERVICE: "gpu-smoke"}
-    return gpu_smoke(found.client, image, -1 if count is None else count, labels)
+    return gpu_smoke(found.client, image, count, labels)
 
 
 # -- the whole run ---------------------------------------------------------------------
@@ -405,11 +409,9 @@ def _chosen_model_checks(chosen: ChosenModel, settings: Settings, runtime: str,
 
 
 def run_doctor(paths: Paths, flags: Mapping[str, Any], gpu_smoke: bool = False,
-               environ: Mapping[str, str] | None = None,
                process_started: float | None = None) -> list[Check]:
     """Every check, in the order a user reads them: the machine, the runtime, the stack,
     the model, the other models."""
-    env = os.environ if environ is None else environ
     deadline = probe_deadline(process_started)
     gpu_probe = Probe("the NVIDIA driver (NVML)", probe_gpus)
     docker_probe = Probe("the Docker engine",
@@ -430,7 +432,7 @@ def run_doctor(paths: Paths, flags: Mapping[str, Any], gpu_smoke: bool = False,
         ram: Ram | None = ram_probe.result(deadline)
     except BaseException:
         ram = None
-    found = Findings(settings, gpus, docker_facts, client, ram)
+    found = Findings(settings, gpus, docker_facts, client)
 
     requested = settings.runtime
     machine = Machine(docker_facts.problem, docker_facts.nvidia_runtime, gpus)
@@ -467,7 +469,7 @@ def run_doctor(paths: Paths, flags: Mapping[str, Any], gpu_smoke: bool = False,
     unfinished = unfinished_check(paths.models_dir)
     if unfinished is not None:
         found_checks.append(unfinished)
-    found_checks.append(hf_token_check(env))
+    found_checks.append(hf_token_check(os.environ))
 
     if gpu_smoke:
         try:

@@ -12,6 +12,7 @@ import contextlib
 from typing import TYPE_CHECKING
 
 from launcher.checks import TOOLKIT_HINT, Check, failed, passed
+from launcher.docker_engine import gpu_request_refused
 
 if TYPE_CHECKING:
     import docker
@@ -42,7 +43,7 @@ def gpu_smoke(client: docker.DockerClient, image: str, gpu_count: int,
         output = container.logs().decode("utf-8", errors="replace").strip()
     except docker.errors.APIError as error:
         reason = str(error.explanation or error)
-        if "could not select device driver" in reason.lower():
+        if gpu_request_refused(error):
             return failed(name, f"Docker refused a container's GPU request ({reason}): the "
                                 "NVIDIA Container Toolkit is missing or not configured",
                           TOOLKIT_HINT)

@@ -20,10 +20,10 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from launcher.checks import UNPACK_FACTOR, disk_check, require
+from launcher.checks import require
 from launcher.docker_engine import local_root_dir
 from launcher.errors import DiskSpaceError, ImageError
-from launcher.preflight import free_space
+from launcher.preflight import images_disk_check
 from launcher.progress import Progress as LaunchProgress
 from launcher.registry import download_size
 from launcher.sizes import human_size
@@ -139,8 +139,7 @@ def ensure_images(client: docker.DockerClient, images: list[str], policy: str,
         total += " and more"
     root = local_root_dir(client)
     if root is not None:
-        require(disk_check("disk images", root, free_space(root), sum(known) * UNPACK_FACTOR,
-                           f"pulling {len(pulls)} image(s)"), DiskSpaceError)
+        require(images_disk_check(root, sizes), DiskSpaceError)
     # Layers already on this machine are not downloaded again, hence "up to".
     progress.note(f"Pulling {len(pulls)} image(s), up to {total} to download: " +
                   ", ".join(f"{image} ({human_size(sizes[image])})" for image in pulls))

@@ -8,12 +8,21 @@ Each function gathers the few facts it needs (free disk, RAM) and returns the ve
 from __future__ import annotations
 
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
 
-from launcher.checks import Check, disk_check, fit_check, gpus_for_llm, memory_target
+from launcher.checks import (
+    UNPACK_FACTOR,
+    Check,
+    MemoryTarget,
+    disk_check,
+    fit_check,
+    gpus_for_llm,
+    memory_target,
+)
 from launcher.errors import ModelError
 from launcher.gpu import GpuReport
 from launcher.plan import llm_spec
@@ -50,20 +59,34 @@ def model_shape(model: LocalModel) -> ModelShape | None:
     return model.info.shape() if model.info is not None else None
 
 
-def model_fit(name: str, shape: ModelShape, model_format: str, settings: Settings,
-              runtime: str, gpus: GpuReport, ram: Ram) -> Check:
-    """Will the model fit the memory it runs in: the free VRAM of the GPUs the LLM's
-    container gets, or RAM?"""
-    server = FORMATS[model_format].server
-    need = estimate(shape, settings.context_size, server)
-    placeholder = LocalModel(name, Path(name), 0, model_format)
+def llm_memory_target(model_format: str, settings: Settings, runtime: str, gpus: GpuReport,
+                      ram: Ram) -> MemoryTarget:
+    """The memory the LLM runs in: the free VRAM of the GPUs its container gets, or RAM."""
+    placeholder = LocalModel(model_format, Path(model_format), 0, model_format)
     try:
         needs_gpu = llm_spec(runtime, placeholder).needs_gpu
     except ModelError:  # not servable on this runtime: the plan says so on its own
         needs_gpu = False
-    target = memory_target(server, gpus_for_llm(runtime, needs_gpu, settings.gpus, gpus),
-                           ram.available, ram.total)
-    return fit_check(name, need, target, server)
+    return memory_target(FORMATS[model_format].server,
+                         gpus_for_llm(runtime, needs_gpu, settings.gpus, gpus),
+                         ram.available, ram.total)
+
+
+def model_fit(name: str, shape: ModelShape, model_format: str, settings: Settings,
+              runtime: str, gpus: GpuReport, ram: Ram) -> Check:
+    """Will the model fit the memory it runs in?"""
+    server = FORMATS[model_format].server
+    return fit_check(name, estimate(shape, settings.context_size, server),
+                     llm_memory_target(model_format, settings, runtime, gpus, ram), server)
+
+
+def images_disk_check(root: Path, downloads: Mapping[str, int | None]) -> Check:
+    """Room in Docker's data root for the images about to be pulled; ``downloads`` maps
+    each to its download size (None where the registry did not say)."""
+    need = sum(size for size in downloads.values() if size) * UNPACK_FACTOR
+    unknown = any(size is None for size in downloads.values())
+    what = f"pulling {len(downloads)} image(s)" + (" (of unknown size)" if unknown else "")
+    return disk_check("disk images", root, free_space(root), need, what)
 
 
 def model_download_disk(entry: CatalogueEntry, models_dir: Path) -> Check:

@@ -33,7 +33,7 @@ from models.catalogue import CATALOGUE, CatalogueEntry
 from models.formats import GGUF, HF_FOLDER
 from models.gguf import read_header
 from models.hf_folder import check_folder
-from models.store import LocalModel, find_model, list_models, looks_like_path
+from models.store import LocalModel, delete_model_path, find_model, list_models, looks_like_path
 
 _CHUNK = 1 << 20
 HUB_PREFIX = "hf:"
@@ -161,13 +161,6 @@ def pull_from_catalogue(name: str, models_dir: Path, say: Say = print,
 # -- a local file or folder -------------------------------------------------------------
 
 
-def _remove(path: Path) -> None:
-    if path.is_symlink() or path.is_file():
-        path.unlink()
-    elif path.is_dir():
-        shutil.rmtree(path)
-
-
 def add_local(source: Path, models_dir: Path, say: Say = print, link: bool = False) \
         -> LocalModel:
     """Check a model on disk, then copy it (or link to it) into the models directory."""
@@ -192,7 +185,7 @@ def add_local(source: Path, models_dir: Path, say: Say = print, link: bool = Fal
         say(f"{name}: linked {target} -> {source}")
     else:
         partial = models_dir / f".{target.name}.part"
-        _remove(partial)
+        delete_model_path(partial)
         try:
             say(f"Copying {source} into {models_dir} ...")
             if source.is_dir():
@@ -201,7 +194,7 @@ def add_local(source: Path, models_dir: Path, say: Say = print, link: bool = Fal
                 shutil.copyfile(source, partial)
             partial.replace(target)
         finally:
-            _remove(partial)
+            delete_model_path(partial)
         say(f"{name} saved to {target}")
     return next(model for model in list_models(models_dir) if model.path == target)
 

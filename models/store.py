@@ -129,6 +129,14 @@ def find_model(name: str, models_dir: Path) -> LocalModel | None:
     return local.get(name.lower())
 
 
+def delete_model_path(path: Path) -> None:
+    """Delete a model file, a link to one, or a model folder; nothing if it is not there."""
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    elif path.is_dir():
+        shutil.rmtree(path)
+
+
 def remove_model(name: str, models_dir: Path, in_use: Path | None = None) -> LocalModel:
     """Remove exactly the model called ``name``: its file, its folder, or (for a model
     added with a link) the link only, never what it points to."""
@@ -140,8 +148,5 @@ def remove_model(name: str, models_dir: Path, in_use: Path | None = None) -> Loc
     if in_use is not None and model.path.resolve() == in_use.resolve():
         raise ModelError(f"model {model.name} is in use by the running opea-chat",
                          hint="stop it first with `opea-chat stop`")
-    if model.path.is_symlink() or model.path.is_file():
-        model.path.unlink()
-    else:
-        shutil.rmtree(model.path)
+    delete_model_path(model.path)
     return model
