@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import httpx
 
@@ -44,9 +44,10 @@ def probe(http: httpx.Client, service: PlannedService) -> bool:
         return False
 
 
-def probe_once(service: PlannedService) -> bool:
+def probe_each(services: Iterable[PlannedService]) -> dict[str, bool]:
+    """One health check of each service, over one client (a status request checks all)."""
     with httpx.Client(timeout=2.0, trust_env=False) as http:
-        return probe(http, service)
+        return {service.name: probe(http, service) for service in services}
 
 
 def wait_healthy(

@@ -30,7 +30,7 @@ from launcher.errors import (
     ServiceExitedError,
 )
 from launcher.gpu import GpuReport
-from launcher.health import LOG_LINES, wait_healthy
+from launcher.health import LOG_LINES, probe_each, wait_healthy
 from launcher.idle import IdleWatch
 from launcher.local_runtime import LocalRuntime
 from launcher.paths import Paths
@@ -77,12 +77,14 @@ def check_model_fits(plan: StackPlan, settings: Settings, runtime: Runtime,
         progress.note(f"Warning: {fit.detail}; {fit.fix}")
 
 
-def make_runtime(name: str, settings: Settings, paths: Paths) -> Runtime:
+def make_runtime(name: str, settings: Settings, paths: Paths,
+                 gpus: GpuReport | None = None) -> Runtime:
+    """``gpus``: what a probe already found (probing NVML again costs start-up time)."""
     if name == "docker":
         from launcher.docker_runtime import DockerRuntime
 
-        return DockerRuntime(settings, paths)
-    return LocalRuntime(paths.log_dir)
+        return DockerRuntime(settings, paths, gpus=gpus)
+    return LocalRuntime(paths.log_dir, gpus)
 
 
 def start_services(services: list[PlannedService], plan: StackPlan, runtime: Runtime,
@@ -143,9 +145,11 @@ class Session:
     # -- what other processes see ------------------------------------------------------
 
     def record(self) -> dict[str, Any]:
-        me = psutil.Process()
         with self._lock:
-            plan = self.plan
+            return self._record(self.plan)
+
+    def _record(self, plan: StackPlan) -> dict[str, Any]:
+        me = psutil.Process()
         return {
             "launcher_pid": me.pid,
             "launcher_create_time": me.create_time(),
@@ -165,20 +169,19 @@ class Session:
 
     def status(self) -> dict[str, Any]:
         """For `opea-chat status` and the app's model panel (called on another thread)."""
-        from launcher.health import probe_once
-
-        record = self.record()
         with self._lock:
             plan = self.plan
+        record = self._record(plan)
         record.pop("control")
         by_name = {entry["name"]: entry for entry in record.pop("services")}
         record["running"] = True
         record["uptime_s"] = round(time.time() - self.started_at, 1)
         record["device"] = self.runtime.device()
+        answering = probe_each(plan.services)
         record["services"] = [
             {"name": service.name, "url": service.url,
              "healthy": self.runtime.exit_status(service.name) is None
-             and probe_once(service),
+             and answering[service.name],
              **{key: value for key, value in by_name.get(service.name, {}).items()
                 if key in ("pid", "container", "id")}}
             for service in plan.services
@@ -251,7 +254,6 @@ class Session:
             self.plan = plan
         start_services([plan.service("llm")], plan, self.runtime, self.stop, self.progress,
                        started=self.save)
-        self.save()
 
 
 def _claim_home(paths: Paths, settings: Settings, progress: Progress) -> bool:
@@ -283,10 +285,11 @@ def launch(settings: Settings, paths: Paths, progress: Progress) -> int:
             if stop():
                 raise Interrupted("stopped while pulling the model") from None
             raise
-        runtime_name, reason = choose_runtime(
-            settings.runtime, probe_machine() if settings.runtime == "auto" else None)
+        machine = probe_machine() if settings.runtime == "auto" else None
+        runtime_name, reason = choose_runtime(settings.runtime, machine)
         plan = plan_stack(settings, model, is_port_free, pick_free_port, runtime_name)
-        runtime = make_runtime(runtime_name, settings, paths)
+        runtime = make_runtime(runtime_name, settings, paths,
+                               machine.gpus if machine is not None else None)
         progress.note(f"Runtime: {runtime.name} ({reason}); profile: {plan.profile}; "
                       f"model: {model.name} ({model.path}); logs: {paths.log_dir}")
         for note in plan.notes:

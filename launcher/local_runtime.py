@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import platform
 import sys
@@ -99,9 +100,10 @@ class LocalRuntime:
             self._gpus = probe_gpus()
         return self._gpus
 
-    @property
+    @functools.cached_property
     def gpu_layers(self) -> int:
-        """All layers on the GPU where this llama.cpp build and the machine allow it."""
+        """All layers on the GPU where this llama.cpp build and the machine allow it (asked
+        once: it loads llama.cpp and may probe NVML)."""
         return -1 if self.gpus.usable and llama_cpp_offloads() else 0
 
     def prepare(self, plan: StackPlan, progress: Progress) -> None:
@@ -117,7 +119,10 @@ class LocalRuntime:
             env[MEGASERVICE_URL_VARIABLE] = plan.service("megaservice").url
         self._children[service.name] = start_child(
             service.name,
-            service_command(service, plan, self.gpu_layers),
+            # Only the LLM server has layers to place: the others need not load llama.cpp
+            # or probe the GPUs (the docker runtime starts the app through this class).
+            service_command(service, plan,
+                            self.gpu_layers if service.spec.role is Role.LLM else 0),
             self.log_dir / f"{service.name}.log",
             env,
         )
