@@ -18,6 +18,11 @@ def open_connections(port: int) -> int:
                if c.status == psutil.CONN_ESTABLISHED and c.laddr and c.laddr.port == port)
 
 
+# net_connections reads every process's open sockets from /proc: too much to do at the
+# launcher's 4 checks a second for a limit counted in minutes.
+LOOK_EVERY = 2.0
+
+
 class IdleWatch:
     """Says when the app has had no tab open for ``minutes`` (0: never)."""
 
@@ -25,14 +30,16 @@ class IdleWatch:
         self.port = port
         self.limit = minutes * 60
         self._idle_since: float | None = None
+        self._next_look = 0.0
 
     def expired(self, now: float | None = None) -> bool:
         if self.limit <= 0:
             return False
         now = time.monotonic() if now is None else now
-        if open_connections(self.port):
-            self._idle_since = None
-            return False
-        if self._idle_since is None:
-            self._idle_since = now
-        return now - self._idle_since >= self.limit
+        if now >= self._next_look:
+            self._next_look = now + LOOK_EVERY
+            if open_connections(self.port):
+                self._idle_since = None
+            elif self._idle_since is None:
+                self._idle_since = now
+        return self._idle_since is not None and now - self._idle_since >= self.limit
