@@ -110,9 +110,7 @@ def _pull_one(client: docker.DockerClient, image: str,
         for event in events:
             tracker.update(event)
             on_event(tracker)
-    except docker.errors.NotFound as error:
-        tracker.error = str(error.explanation or error)
-    except docker.errors.APIError as error:
+    except docker.errors.APIError as error:  # NotFound too: told apart by its words below
         tracker.error = str(error.explanation or error)
     if tracker.error:
         not_found = any(word in tracker.error.lower()
