@@ -18,7 +18,7 @@ from launcher.errors import ControlError
 from launcher.paths import resolve_paths
 from launcher.session_file import read_session
 from launcher.settings import Settings
-from opea.stack import MEGASERVICE_URL_VARIABLE
+from opea.stack import CHAT_MEGASERVICE, MEGASERVICE_URL_VARIABLE
 
 DEFAULT_MEGASERVICE_URL = "http://127.0.0.1:8888"
 DEFAULT_CONTEXT_SIZE = Settings().context_size
@@ -100,7 +100,7 @@ def live_status(info: StackInfo, timeout: float = 2.0) -> LiveStatus:
             client.close()
     url = info.megaservice_url
     try:
-        response = httpx.get(url + "/v1/health_check", timeout=timeout, trust_env=False)
+        response = httpx.get(url + CHAT_MEGASERVICE.health.path, timeout=timeout, trust_env=False)
         health = Health("megaservice", url, response.is_success,
                         "healthy" if response.is_success else f"HTTP {response.status_code}")
     except httpx.TransportError as exc:

@@ -15,7 +15,7 @@ import yaml
 
 import launcher
 from launcher import __version__
-from launcher.docker_plan import ContainerPlan, container_plans
+from launcher.docker_plan import ContainerPlan, container_plans, network_url
 from launcher.gpu import probe_gpus
 from launcher.paths import Paths
 from launcher.plan import PlannedService, StackPlan, plan_stack
@@ -79,7 +79,7 @@ def _service_entry(service: PlannedService, container: ContainerPlan) -> dict[st
 def _app_entry(service: PlannedService, plan: StackPlan) -> dict[str, Any]:
     container = service.spec.container
     assert container is not None
-    values = {**plan.values, "megaservice_url": "http://megaservice:8888"}
+    values = {**plan.values, "megaservice_url": network_url(plan.service("megaservice"))}
     entry: dict[str, Any] = {
         "image": container.image.format_map(values),
         "build": {"context": str(PROJECT_DIR)},

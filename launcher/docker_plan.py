@@ -14,7 +14,7 @@ import opea
 from launcher.checks import Check, gpu_request_check, require
 from launcher.errors import GpuUnavailableError
 from launcher.gpu import GpuReport
-from launcher.plan import StackPlan, render
+from launcher.plan import PlannedService, StackPlan, render
 from launcher.settings import Settings
 from opea.stack import Role, ServiceSpec, tei_gpu_tag
 
@@ -93,6 +93,13 @@ def _model_mount(plan: StackPlan, models_dir: Path) -> tuple[Path, str]:
     return model.parent, model.name
 
 
+def network_url(service: PlannedService) -> str:
+    """How the other containers of the session reach ``service``: by its name, on its
+    container port."""
+    assert service.spec.container is not None
+    return f"http://{service.name}:{service.spec.container.port}"
+
+
 def container_plans(
     plan: StackPlan,
     settings: Settings,
@@ -109,9 +116,9 @@ def container_plans(
     shared = {
         **plan.values,
         "model_file": model_file,
-        "llm_url": f"http://llm:{llm.spec.container.port}",
+        "llm_url": network_url(llm),
         "llm_container_port": str(llm.spec.container.port),
-        "megaservice_url": "http://megaservice:8888",
+        "megaservice_url": network_url(plan.service("megaservice")),
     }
     wanted_gpus = gpu_count(settings.gpus)
     plans = []

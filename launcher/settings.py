@@ -20,10 +20,11 @@ from typing import Any
 
 from launcher.errors import ConfigError
 from launcher.paths import Paths
+from opea.stack import PROFILES as STACK_PROFILES
 
 ENV_PREFIX = "OPEA_CHAT_"
 RUNTIMES = ("auto", "local", "docker")
-PROFILES = ("chat", "rag")
+PROFILES = tuple(STACK_PROFILES)  # what the stack data defines: chat, rag
 PULL_POLICIES = ("missing", "always", "never")
 DEFAULT = "default"
 IMAGE_PREFIX = ENV_PREFIX + "IMAGE_"

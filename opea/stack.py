@@ -17,7 +17,7 @@ what it needs is healthy, ``LLM_MODEL`` passed, dataprep given the variable it a
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 
@@ -316,18 +316,8 @@ RAG_MEGASERVICE = ServiceSpec(
     ),
 )
 
-RAG_APP = ServiceSpec(
-    name=CHAT_APP.name,
-    role=CHAT_APP.role,
-    description=CHAT_APP.description,
-    health=CHAT_APP.health,
-    default_port=CHAT_APP.default_port,
-    port_setting=CHAT_APP.port_setting,
-    timeout_setting=CHAT_APP.timeout_setting,
-    waits_for=("megaservice", "dataprep"),
-    container=CHAT_APP.container,
-    local_command=CHAT_APP.local_command,
-)
+# The same app; it also waits for dataprep, so that at Ready documents can be added too.
+RAG_APP = replace(CHAT_APP, waits_for=("megaservice", "dataprep"))
 
 
 @dataclass(frozen=True)
