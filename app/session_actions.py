@@ -7,7 +7,7 @@ from __future__ import annotations
 from app.stack_status import StackInfo
 from launcher.errors import ControlError
 from launcher.paths import resolve_paths
-from models.store import list_models
+from models.store import model_names
 
 QUIT_REASON = "Quit in the app"
 # Long enough for the page to render its "stopped" message before the app itself stops.
@@ -31,7 +31,7 @@ def quit_session(info: StackInfo) -> None:
 
 def model_choices(current: str | None) -> list[str]:
     """The models in the models folder, the running one first."""
-    names = [model.name for model in list_models(resolve_paths().models_dir)]
+    names = model_names(resolve_paths().models_dir)
     if current in names:
         names.remove(current)
         names.insert(0, current)

@@ -8,7 +8,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from launcher import __version__
 from launcher.errors import Interrupted, OpeaChatError
@@ -18,9 +18,13 @@ from launcher.settings import (
     PROFILES,
     PULL_POLICIES,
     RUNTIMES,
+    Settings,
     load_settings,
     parse_image_flags,
 )
+
+if TYPE_CHECKING:
+    from models.memory import ModelShape
 
 
 def _launch_flags(args: argparse.Namespace) -> dict[str, Any]:
@@ -128,9 +132,6 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def _model_row(model: Any) -> dict[str, Any]:
-    from launcher.sizes import human_size
-    from models.formats import FORMATS
-    from models.memory import estimate
     from models.store import inspect_model
 
     row: dict[str, Any] = {"name": model.name, "path": str(model.path), "format": model.format,
@@ -140,19 +141,21 @@ def _model_row(model: Any) -> dict[str, Any]:
     except OpeaChatError as error:
         return {**row, "memory_bytes": None, "problem": error.one_line(),
                 "summary": f"broken: {error.message}"}
-    need = estimate(shape, DEFAULT_CONTEXT, FORMATS[model.format].server).total
-    return {**row, "memory_bytes": need, "problem": None,
-            "summary": f"needs ~{human_size(need)}"}
+    return {**row, **_memory_need(shape, model.format)}
 
 
-DEFAULT_CONTEXT = 4096
+def _memory_need(shape: ModelShape, model_format: str) -> dict[str, Any]:
+    """The memory a model needs at the default context, as `models list` shows it."""
+    from launcher.sizes import human_size
+    from models.formats import FORMATS
+    from models.memory import estimate
+
+    need = estimate(shape, Settings().context_size, FORMATS[model_format].server).total
+    return {"memory_bytes": need, "problem": None, "summary": f"needs ~{human_size(need)}"}
 
 
 def cmd_models_list(args: argparse.Namespace) -> int:
-    from launcher.sizes import human_size
     from models.catalogue import CATALOGUE
-    from models.formats import FORMATS
-    from models.memory import estimate
     from models.store import list_models
 
     paths = resolve_paths()
@@ -162,11 +165,9 @@ def cmd_models_list(args: argparse.Namespace) -> int:
     for entry in CATALOGUE.values():
         if entry.name in pulled:
             continue
-        need = estimate(entry.shape, DEFAULT_CONTEXT, FORMATS[entry.format].server).total
         rows.append({"name": entry.name, "path": None, "format": entry.format,
-                     "size_bytes": entry.size_bytes, "pulled": False, "memory_bytes": need,
-                     "problem": None, "licence": entry.licence,
-                     "summary": f"needs ~{human_size(need)}"})
+                     "size_bytes": entry.size_bytes, "pulled": False,
+                     **_memory_need(entry.shape, entry.format), "licence": entry.licence})
     if args.json:
         print(json.dumps([{k: v for k, v in row.items() if k != "summary"} for row in rows],
                          indent=2))

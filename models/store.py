@@ -70,23 +70,33 @@ def checked(model: LocalModel) -> LocalModel:
                       info=inspect_model(model))
 
 
-def list_models(models_dir: Path) -> list[LocalModel]:
-    """GGUF files (named by catalogue name where known, else by stem) and Hugging Face
-    model folders (by folder name) in the models directory, unchecked."""
-    by_file = {entry.file_name: entry.name for entry in CATALOGUE.values()}
+def _models_in(models_dir: Path) -> list[tuple[str, Path, str]]:
+    """Name, path and format of each model in the models directory: GGUF files (named by
+    catalogue name where known, else by stem), then Hugging Face model folders (by
+    folder name)."""
     if not models_dir.is_dir():
         return []
-    found = [
-        LocalModel(name=by_file.get(path.name, path.stem), path=path,
-                   size_bytes=path.stat().st_size)
-        for path in sorted(models_dir.glob("*.gguf")) if not _is_hidden(path) and
-        path.is_file()
-    ]
-    found += [LocalModel(name=path.name, path=path, size_bytes=_folder_size(path),
-                         format=HF_FOLDER)
-              for path in sorted(models_dir.iterdir())
+    by_file = {entry.file_name: entry.name for entry in CATALOGUE.values()}
+    found = [(by_file.get(path.name, path.stem), path, GGUF)
+             for path in sorted(models_dir.glob("*.gguf"))
+             if not _is_hidden(path) and path.is_file()]
+    found += [(path.name, path, HF_FOLDER) for path in sorted(models_dir.iterdir())
               if path.is_dir() and not _is_hidden(path) and _looks_like_model_folder(path)]
     return found
+
+
+def list_models(models_dir: Path) -> list[LocalModel]:
+    """The models in the models directory with their sizes, unchecked."""
+    return [LocalModel(name=name, path=path, format=model_format,
+                       size_bytes=path.stat().st_size if model_format == GGUF
+                       else _folder_size(path))
+            for name, path, model_format in _models_in(models_dir)]
+
+
+def model_names(models_dir: Path) -> list[str]:
+    """The names ``list_models`` gives, without walking folders for their sizes (the app
+    asks on every rerun)."""
+    return [name for name, _, _ in _models_in(models_dir)]
 
 
 def unfinished_pulls(models_dir: Path) -> list[Path]:
