@@ -31,10 +31,10 @@ from launcher.paths import resolve_paths
 from launcher.ports import pick_free_port
 from launcher.session_file import read_session
 from models.pull import pull_model
+from tests.docker_images import PYTHON as TEST_BASE_IMAGE
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results.json"
-TEST_BASE_IMAGE = "opea-chat-test/python:bookworm"
 
 
 def machine() -> dict[str, Any]:
@@ -60,10 +60,6 @@ def write_reports(results: dict[str, Any], docs: bool) -> str:
 
 def say(text: str) -> None:
     print(f"[bench] {text}", file=sys.stderr, flush=True)
-
-
-def median_of(timings: list[Any], attribute: str) -> float:
-    return float(statistics.median(getattr(t, attribute) for t in timings))
 
 
 def launch_section(model: Path, runtime: str, runs: int,

@@ -19,6 +19,7 @@ from app.chat import AnswerStream, context_of
 from app.history import AnswerMeta, History
 from app.tokens import gguf_counter
 from app.trimming import fit_to_context
+from bench import streaming
 from launcher.paths import resolve_paths
 from models.store import resolve_model
 from opea.client import ChatParams, OpeaClient
@@ -27,7 +28,7 @@ from tests.services import llm_server, megaservice
 DISCONNECT = "Disconnected from client"
 
 
-TOPICS = ("the sea", "mountains", "bread", "trains", "owls", "rain", "chess", "tea")
+TOPICS = streaming.TOPICS[:8]
 
 
 def streamed(client: OpeaClient, runs: int) -> tuple[list[float], list[float]]:

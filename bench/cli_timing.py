@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
-import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from bench.launches import summary
 
 # The installed command, as a user types it (its own interpreter start included).
 COMMAND = Path(sys.executable).parent / "opea-chat"
@@ -21,5 +22,4 @@ def cold(home: Path, args: list[str], runs: int = 7) -> dict[str, float]:
         subprocess.run([str(COMMAND), *args], capture_output=True, env=env, check=False,
                        timeout=120)
         times.append(time.perf_counter() - started)
-    return {"median": statistics.median(times), "min": min(times), "max": max(times),
-            "runs": runs}
+    return summary(times)

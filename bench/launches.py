@@ -26,14 +26,17 @@ from typing import Any
 import httpx
 import psutil
 
+from launcher.docker_plan import LABEL_HOME, home_label
 from launcher.ports import is_port_free, pick_free_port
 from launcher.session_file import read_session
 from opea.client import ChatParams, OpeaClient
+from opea.stack import CHAT_APP, CHAT_MEGASERVICE, LLAMA_CPP_PYTHON, LLAMA_CPP_SERVER
 
 SERVICES = ("llm", "megaservice", "app")
-HEALTH = {"llm": {"local": "/v1/models", "docker": "/health"},
-          "megaservice": {"local": "/v1/health_check", "docker": "/v1/health_check"},
-          "app": {"local": "/_stcore/health", "docker": "/_stcore/health"}}
+# Each service's health path per runtime, from the stack's data (the LLM server differs).
+HEALTH = {"llm": {"local": LLAMA_CPP_PYTHON.health.path, "docker": LLAMA_CPP_SERVER.health.path},
+          **{spec.name: {"local": spec.health.path, "docker": spec.health.path}
+             for spec in (CHAT_MEGASERVICE, CHAT_APP)}}
 PROBE_INTERVAL = 0.005
 
 
@@ -117,24 +120,23 @@ def cli(home: Path, *args: str, timeout: float = 300) -> subprocess.CompletedPro
                           env={**os.environ, "OPEA_CHAT_HOME": str(home)})
 
 
-def _nothing_left(pids: list[int], ports: list[int], home: Path) -> bool:
-    from launcher.docker_plan import LABEL_HOME, home_label
-
+def _nothing_left(pids: list[int], ports: list[int], docker_client: Any, label: str) -> bool:
     if any(psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
            for pid in pids):
         return False
     if any(not is_port_free(port) for port in ports):
         return False
-    if shutil.which("docker"):
-        import docker
+    return docker_client is None or not docker_client.containers.list(
+        all=True, filters={"label": label})
 
-        client = docker.from_env()
-        try:
-            label = f"{LABEL_HOME}={home_label(home / 'state')}"
-            return not client.containers.list(all=True, filters={"label": label})
-        finally:
-            client.close()
-    return True
+
+def _docker_client() -> Any:
+    """A client for the leftover check, made before the stop is timed; None without Docker."""
+    if not shutil.which("docker"):
+        return None
+    import docker
+
+    return docker.from_env()
 
 
 def time_launch(model: Path, runtime: str, extra: tuple[str, ...] = ()) -> LaunchTiming:
@@ -186,15 +188,21 @@ def time_launch(model: Path, runtime: str, extra: tuple[str, ...] = ()) -> Launc
                     timing.peak_rss_mb[service["name"]] = _vm_hwm_mb(service["pid"])
                 elif "container" in service:
                     timing.peak_rss_mb[service["name"]] = _container_peak_mb(service["container"])
-            stop_started = time.monotonic()
-            result = cli(home, "stop")
-            if result.returncode != 0:
-                raise RuntimeError(result.stdout + result.stderr)
-            while not _nothing_left(pids, list(ports.values()), home):
-                if time.monotonic() - stop_started > 120:
-                    raise RuntimeError("something was left after opea-chat stop")
-                time.sleep(0.02)
-            timing.stop_seconds = time.monotonic() - stop_started
+            docker_client = _docker_client()
+            label = f"{LABEL_HOME}={home_label(home / 'state')}"
+            try:
+                stop_started = time.monotonic()
+                result = cli(home, "stop")
+                if result.returncode != 0:
+                    raise RuntimeError(result.stdout + result.stderr)
+                while not _nothing_left(pids, list(ports.values()), docker_client, label):
+                    if time.monotonic() - stop_started > 120:
+                        raise RuntimeError("something was left after opea-chat stop")
+                    time.sleep(0.02)
+                timing.stop_seconds = time.monotonic() - stop_started
+            finally:
+                if docker_client is not None:
+                    docker_client.close()
         finally:
             stop_probing.set()
             if launcher.poll() is None:
