@@ -118,16 +118,12 @@ class AnswerStream:
         return self._updates
 
     def _run(self, every: float) -> Generator[str, None, None]:
-        self.started = self._clock()
+        self.begin()
         shown = ""
         last_shown: float | None = None
         try:
             for piece in self._pieces:
-                now = self._clock()
-                if self.first_token_at is None:
-                    self.first_token_at = now
-                self.pieces += 1
-                self.text += piece
+                now = self.add(piece)
                 if last_shown is None or now - last_shown >= every:
                     last_shown = now
                     shown = self.text
@@ -136,9 +132,27 @@ class AnswerStream:
         except OpeaChatError as error:
             self.error = error
         finally:
-            self.ended_at = self._clock()
+            self.end()
         if self.text != shown:
             yield self.text
+
+    # The same measurements for an answer whose pieces are pushed in (app.generation).
+
+    def begin(self) -> None:
+        self.started = self._clock()
+
+    def add(self, piece: str) -> float:
+        """One streamed piece; returns when it came."""
+        now = self._clock()
+        if self.first_token_at is None:
+            self.first_token_at = now
+        self.pieces += 1
+        self.text += piece
+        return now
+
+    def end(self) -> None:
+        if self.ended_at is None:
+            self.ended_at = self._clock()
 
     def close(self) -> None:
         if self._updates is not None:
@@ -146,8 +160,7 @@ class AnswerStream:
         close = getattr(self._pieces, "close", None)
         if close is not None:
             close()
-        if self.ended_at is None:
-            self.ended_at = self._clock()
+        self.end()
 
     @property
     def status(self) -> str:
@@ -180,14 +193,22 @@ class AnswerStream:
         return (self.pieces - 1) / elapsed if elapsed > 0 else None
 
 
+def cached_stream(history: History, request: Request, clock: Clock = time.monotonic
+                  ) -> AnswerStream | None:
+    """The answer from the cache, when the request qualifies and one is there."""
+    if request.cache_key is None:
+        return None
+    hit = history.cached_answer(request.cache_key)
+    if hit is None:
+        return None
+    return AnswerStream(iter([hit.answer]), clock, cached=True,
+                        cached_tokens=hit.completion_tokens)
+
+
 def start_answer(client: OpeaClient, history: History, request: Request,
                  clock: Clock = time.monotonic) -> AnswerStream:
-    if request.cache_key is not None:
-        hit = history.cached_answer(request.cache_key)
-        if hit is not None:
-            return AnswerStream(iter([hit.answer]), clock, cached=True,
-                                cached_tokens=hit.completion_tokens)
-    return AnswerStream(client.chat_stream(request.messages, request.params), clock)
+    return cached_stream(history, request, clock) \
+        or AnswerStream(client.chat_stream(request.messages, request.params), clock)
 
 
 def finish_answer(history: History, request: Request, stream: AnswerStream) -> Message:

@@ -7,7 +7,6 @@ modules (``app.*``); long-lived objects come from ``st.cache_resource``.
 from __future__ import annotations
 
 import time
-from itertools import chain
 from pathlib import Path
 
 import streamlit as st
@@ -15,6 +14,7 @@ import streamlit as st
 from app import chat, page_state, session_actions
 from app.cache import SETTING as CACHE_SETTING
 from app.export import MAX_IMPORT_BYTES, parse_json, to_json, to_markdown
+from app.generation import Generation, Generations, silence_timeout
 from app.history import FILE_NAME, Conversation, History, Message, set_aside
 from app.page_state import ANSWER_FOR, EDIT_PROBLEM, EDITING, NOTICE, UNDO, key
 from app.prompts import all_templates
@@ -30,6 +30,8 @@ PRODUCT = "opea-chat"
 NEW_CONVERSATION_SHORTCUT = "Ctrl+Shift+O"
 STOP_SHORTCUT = "Esc"
 STOPPED = "stopped"
+ANSWERS_SEEN = "answers_seen"  # the Generations this tab used (for Quit)
+FOLLOW_EVERY_S = 0.05
 
 
 @st.cache_resource
@@ -47,9 +49,17 @@ def open_history(path: str) -> History:
     return History(Path(path))
 
 
+@st.cache_resource(show_spinner=False)
+def answers(history_path: str, url: str) -> Generations:
+    """The answers being written, shared by every tab of this app process."""
+    return Generations(open_history(history_path), client(url), silence_timeout())
+
+
 @st.cache_data(ttl=5, show_spinner=False)
 def status(info: StackInfo) -> LiveStatus:
-    return live_status(info, timeout=1.0)
+    # Longer than the launcher's own probe of each service (2 s), so that a model that hangs
+    # is reported by the launcher as unhealthy rather than the launcher as silent.
+    return live_status(info, timeout=3.0)
 
 
 def stamp(seconds: float) -> str:
@@ -92,7 +102,7 @@ def stats_line(message: Message) -> str:
 
 
 def sidebar(history: History, info: StackInfo, conversation: Conversation,
-            last_speed: float | None) -> None:
+            last_speed: float | None, generations: Generations) -> None:
     state = st.session_state
     with st.sidebar:
         st.button("New conversation", key="new", icon=":material/add:",
@@ -114,7 +124,7 @@ def sidebar(history: History, info: StackInfo, conversation: Conversation,
             st.button("Undo delete", key="undo", icon=":material/undo:",
                       on_click=page_state.undo_delete, args=(history, state))
         with st.expander("Model", icon=":material/memory:"):
-            model_panel(info, last_speed)
+            model_panel(info, last_speed, generations)
         with st.expander("Settings", icon=":material/settings:"):
             st.toggle("Answer identical temperature-0 questions from the cache",
                       value=bool(history.setting(CACHE_SETTING, True)), key="cache_on",
@@ -129,7 +139,8 @@ def sidebar(history: History, info: StackInfo, conversation: Conversation,
             backup(history)
 
 
-def model_panel(info: StackInfo, last_speed: float | None) -> None:
+def model_panel(info: StackInfo, last_speed: float | None, generations: Generations
+                ) -> None:
     live = status(info)
     rows = [
         ("Runtime", info.runtime or "unknown (no session file)"),
@@ -143,6 +154,10 @@ def model_panel(info: StackInfo, last_speed: float | None) -> None:
         mark = ":green[:material/check_circle:]" if service.healthy \
             else ":red[:material/error:]"
         st.caption(f"{mark} {service.service} · {service.url} · {service.detail}")
+    if silent_since := generations.last_not_responding:
+        st.caption(f":red[:material/error:] the model is not responding: nothing came for "
+                   f"{generations.silence_timeout:g} s (answer of {stamp(silent_since)}); "
+                   "see `opea-chat logs llm`")
     st.metric("Last answer", f"{last_speed:.1f} tokens/s" if last_speed else "none yet")
     if session_actions.can_control(info):
         model_switch(info)
@@ -174,6 +189,8 @@ def confirm_quit(info: StackInfo) -> None:
     st.write("This stops every service opea-chat started (the model, the OPEA megaservice "
              "and this page). Your conversations are kept.")
     if st.button("Quit", key="quit_confirmed", type="primary"):
+        for generations in st.session_state.get(ANSWERS_SEEN, ()):
+            generations.stop_all()
         try:
             session_actions.quit_session(info)
         except OpeaChatError as error:
@@ -265,7 +282,7 @@ def settings_panel(history: History, conversation: Conversation, info: StackInfo
 
 
 def show_message(history: History, conversation: Conversation, message: Message,
-                 is_last: bool) -> None:
+                 is_last: bool, answering: bool) -> None:
     state = st.session_state
     with st.chat_message(message.role):
         if message.role == "user":
@@ -283,12 +300,14 @@ def show_message(history: History, conversation: Conversation, message: Message,
             st.markdown(typed_markdown(message.content))
             text, edit = st.columns([6, 1], vertical_alignment="center")
             text.caption(stamp(message.created_at))
+            if is_last and answering:
+                return  # no edit while its answer is being written
             edit.button("", key=f"edit-button-{message.id}", icon=":material/edit:",
                         type="tertiary",
                         help="Edit and resend (replaces what came after)",
                         on_click=page_state.start_edit, args=(state, message.id,
                                                               message.content))
-            if is_last and state.get(ANSWER_FOR) != conversation.id:
+            if is_last:
                 st.warning("No answer was saved for this question.")
                 st.button("Retry", key=f"retry-{message.id}", icon=":material/refresh:",
                           on_click=page_state.ask_again,
@@ -297,7 +316,9 @@ def show_message(history: History, conversation: Conversation, message: Message,
         if message.content:
             st.markdown(safe_markdown(message.content))
         if message.status == "stopped":
-            st.caption(":material/stop_circle: Stopped: the answer above is partial.")
+            st.caption(":material/stop_circle: Stopped: the answer above is partial."
+                       if message.content else
+                       ":material/stop_circle: Stopped before the model wrote anything.")
         if message.status == "failed":
             st.error(safe_markdown(message.error or "The answer failed."))  # may quote a server
         if message.left_out:
@@ -317,34 +338,43 @@ def show_message(history: History, conversation: Conversation, message: Message,
                           args=(history, state, conversation.id, message.id))
 
 
-def answer(history: History, conversation: Conversation, info: StackInfo) -> None:
-    """Stream the answer to the conversation's last question, then show the stored one."""
+def start_answer(history: History, conversation: Conversation, info: StackInfo,
+                 generations: Generations) -> Generation | None:
+    """Ask for the answer to the conversation's last question (None: it is stored)."""
     setup = chat.Setup(model=info.model_name, context_size=info.context_size,
                        count=token_counter(info.model_path),
                        use_cache=bool(history.setting(CACHE_SETTING, True)))
+    try:
+        request = chat.prepare(history, conversation, setup)
+    except ContextOverflowError as error:
+        chat.record_failure(history, conversation, error, info.model_name)
+        return None
+    return generations.start(request)
+
+
+def follow(generation: Generation) -> None:
+    """Show the answer as the app process writes it, until it is stored.
+
+    Only this tab's view ends when the user does something else (Streamlit stops this run
+    at its next update); the answer itself goes on, and the next run that shows this
+    conversation follows it again.
+    """
     with st.chat_message("assistant"):
-        try:
-            request = chat.prepare(history, conversation, setup)
-        except ContextOverflowError as error:
-            chat.record_failure(history, conversation, error, info.model_name)
-            st.rerun()
-        stream = chat.start_answer(client(info.megaservice_url), history, request)
-        stored = page_state.begin_answer(st.session_state)
         slot = st.empty()
-        st.button("Stop", key="stop", icon=":material/stop_circle:", shortcut=STOP_SHORTCUT)
-        try:
-            updates = stream.updates()
-            with slot.container(), st.spinner("Waiting for the first token…"):
-                first = next(updates, None)
-            for text in chain([first] if first is not None else [], updates):
+        st.button("Stop", key="stop", icon=":material/stop_circle:", shortcut=STOP_SHORTCUT,
+                  on_click=generation.stop)
+        shown = ""
+        while not generation.done.wait(FOLLOW_EVERY_S):
+            if generation.waiting:
+                # Updated each second: an update is also where a click ends this run.
+                waited = f"{generation.seconds_waiting():.0f}"
+                if waited != shown:
+                    slot.caption(f":material/hourglass_top: Waiting for the first token "
+                                 f"({waited} s)")
+                    shown = waited
+            elif (text := generation.text) != shown:
                 slot.markdown(safe_markdown(text) + " ▌")
-        finally:
-            # Also reached when a click (Stop, or anything else) interrupts this run: the
-            # HTTP stream is closed, which stops the model, and the partial answer is kept.
-            try:
-                chat.finish_answer(history, request, stream)
-            finally:
-                stored.set()
+                shown = text
     st.rerun()
 
 
@@ -362,18 +392,25 @@ def page() -> None:
     except HistoryError as error:
         history_problem(error)
         return
-    page_state.wait_for_answer_in_progress(state)
     requested = st.query_params.get("c")
     conversation = page_state.current_conversation(
         history, state, int(requested) if requested and requested.isdigit() else None)
     st.query_params["c"] = str(conversation.id)
+    generations = answers(str(history.path), info.megaservice_url)
+    state[ANSWERS_SEEN] = (generations,)
+    # Looked up before the messages are read: an answer leaves the registry only once it
+    # is stored, so it is either followed here or found among the messages.
+    generation = generations.get(conversation.id)
     messages = history.messages(conversation.id)
     speeds = [m.tokens_per_second for m in messages if m.tokens_per_second]
-    sidebar(history, info, conversation, speeds[-1] if speeds else None)
+    sidebar(history, info, conversation, speeds[-1] if speeds else None, generations)
     conversation_header(history, conversation, messages)
     settings_panel(history, conversation, info)
+    waiting = messages and messages[-1].role == "user" and (
+        generation is not None or state.get(ANSWER_FOR) == conversation.id)
     for index, message in enumerate(messages):
-        show_message(history, conversation, message, is_last=index == len(messages) - 1)
+        show_message(history, conversation, message, is_last=index == len(messages) - 1,
+                     answering=bool(waiting))
     answer_area = st.container()
     st.caption(f"{PRODUCT} {__version__} · {info.megaservice_url}")
 
@@ -385,18 +422,24 @@ def page() -> None:
                 with st.expander("Your message (not sent)"):
                     st.code(question, language=None, wrap_lines=True)
             return
+        if generation is not None:
+            st.warning("Wait for the answer to end, or stop it, before asking again.")
+            return
         try:
             history.add_question(conversation.id, question, info.model_name,
                                  conversation.params)
         except HistoryError as error:
             history_problem(error, unsaved=question)
         state[ANSWER_FOR] = conversation.id
+    if state.pop(ANSWER_FOR, None) == conversation.id and generation is None:
+        current = history.conversation(conversation.id)
+        if current is not None and (stored := history.messages(conversation.id)) \
+                and stored[-1].role == "user":
+            start_answer(history, current, info, generations)
         st.rerun()
-    if state.get(ANSWER_FOR) == conversation.id and messages and messages[-1].role == "user":
-        state.pop(ANSWER_FOR)
+    if generation is not None:
         with answer_area:
-            answer(history, conversation, info)
-    state.pop(ANSWER_FOR, None)
+            follow(generation)
 
 
 st.set_page_config(page_title=PRODUCT, page_icon="💬")

@@ -7,7 +7,6 @@ here too, one per conversation, so switching conversation shows that conversatio
 
 from __future__ import annotations
 
-import threading
 from collections.abc import MutableMapping
 from typing import Any
 
@@ -24,28 +23,6 @@ EDITING = "editing"  # the question being edited
 EDIT_PROBLEM = "edit_problem"
 UNDO = "undo_title"  # the title of the conversation just deleted
 NOTICE = "notice"  # a one-time message for the next run
-# Set while an answer streams, cleared once it is stored. A click during streaming starts a
-# new run at once, on another thread, while the old run is still being stopped (Streamlit's
-# fast reruns): the new run waits for this so it shows the stored (stopped) answer.
-ANSWERING = "answering"
-ANSWER_SAVE_WAIT = 10.0  # a stop acts at the next token; longer only before the first
-
-
-def begin_answer(state: State) -> threading.Event:
-    stored = threading.Event()
-    state[ANSWERING] = stored
-    return stored
-
-
-def wait_for_answer_in_progress(state: State, timeout: float = ANSWER_SAVE_WAIT) -> None:
-    """Let a stopping run store its partial answer before this run reads the history."""
-    stored = state.get(ANSWERING)
-    if isinstance(stored, threading.Event):
-        stored.wait(timeout)
-        if stored.is_set():
-            state.pop(ANSWERING, None)
-
-
 def key(name: str, conversation_id: int) -> str:
     return f"{name}-{conversation_id}"
 

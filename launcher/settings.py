@@ -46,6 +46,9 @@ class Settings:
     llm_start_timeout: float = 300.0
     megaservice_start_timeout: float = 60.0
     app_start_timeout: float = 60.0
+    # Seconds the chat page waits for a token (the first, or the next) before it says the
+    # model is not responding.
+    answer_timeout: float = 60.0
     open_browser: bool = True
     # Minutes without any browser tab on the app before the launcher stops (0: never).
     idle_timeout: float = 0.0
@@ -117,7 +120,8 @@ def _validate(values: dict[str, Any], sources: dict[str, str]) -> None:
     for name in ("llm_port", "megaservice_port", "app_port"):
         if not 1 <= values[name] <= 65535:
             raise fail(name, "a port must be between 1 and 65535")
-    for name in ("llm_start_timeout", "megaservice_start_timeout", "app_start_timeout"):
+    for name in ("llm_start_timeout", "megaservice_start_timeout", "app_start_timeout",
+                 "answer_timeout"):
         if values[name] <= 0:
             raise fail(name, "a timeout must be more than 0 seconds")
     if values["idle_timeout"] < 0:

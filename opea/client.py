@@ -8,8 +8,8 @@ an answer have flowed.
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncGenerator, Generator, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -26,6 +26,32 @@ from opea.stack import CHATQNA_PATH
 from opea.wire import StreamDecoder
 
 Message = dict[str, str]
+
+
+@contextmanager
+def _request_errors(url: str, read_timeout: float) -> Iterator[None]:
+    """httpx's failures of one request to ``url`` as opea-chat's errors."""
+    try:
+        yield
+    except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+        raise ServiceUnreachableError(
+            f"cannot reach the OPEA megaservice at {url}",
+            hint="is `opea-chat launch` running?",
+        ) from exc
+    except httpx.TimeoutException as exc:
+        raise RequestTimeoutError(
+            f"{url} sent nothing for {read_timeout:g} s",
+            hint="the model may be overloaded; try again or raise the timeout",
+        ) from exc
+    except httpx.RemoteProtocolError as exc:
+        raise ClientError(f"{url} closed the connection before the answer ended") from exc
+
+
+def _empty_stream() -> EmptyAnswerError:
+    return EmptyAnswerError(
+        "the model returned an empty answer (the stream held only [DONE])",
+        hint="the LLM service likely failed; check its log",
+    )
 
 
 @dataclass(frozen=True)
@@ -58,6 +84,8 @@ class OpeaClient:
     ):
         self.base_url = base_url.rstrip("/")
         self.read_timeout = read_timeout
+        self._connect_timeout = connect_timeout
+        self._connect_retries = connect_retries
         self._http = httpx.Client(
             base_url=self.base_url,
             timeout=httpx.Timeout(read_timeout, connect=connect_timeout),
@@ -75,23 +103,8 @@ class OpeaClient:
     def close(self) -> None:
         self._http.close()
 
-    @contextmanager
-    def _errors(self, path: str) -> Iterator[None]:
-        url = self.base_url + path
-        try:
-            yield
-        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-            raise ServiceUnreachableError(
-                f"cannot reach the OPEA megaservice at {url}",
-                hint="is `opea-chat launch` running?",
-            ) from exc
-        except httpx.TimeoutException as exc:
-            raise RequestTimeoutError(
-                f"{url} sent nothing for {self.read_timeout:g} s",
-                hint="the model may be overloaded; try again or raise the timeout",
-            ) from exc
-        except httpx.RemoteProtocolError as exc:
-            raise ClientError(f"{url} closed the connection before the answer ended") from exc
+    def _errors(self, path: str) -> AbstractContextManager[None]:
+        return _request_errors(self.base_url + path, self.read_timeout)
 
     def _check(self, response: httpx.Response) -> None:
         if response.is_error:
@@ -150,7 +163,38 @@ class OpeaClient:
                 got_text = True
                 yield tail
         if not got_text:
-            raise EmptyAnswerError(
-                "the model returned an empty answer (the stream held only [DONE])",
-                hint="the LLM service likely failed; check its log",
-            )
+            raise _empty_stream()
+
+    async def chat_stream_async(self, messages: str | Sequence[Message],
+                                params: ChatParams | None = None
+                                ) -> AsyncGenerator[str, None]:
+        """``chat_stream`` for an asyncio task, over a connection of its own: cancelling
+        the task closes the connection at once, even while no token has come yet (a
+        blocking read cannot be interrupted that way), which stops generation upstream."""
+        decoder = StreamDecoder()
+        got_text = False
+        async with httpx.AsyncClient(
+            base_url=self.base_url,
+            timeout=httpx.Timeout(self.read_timeout, connect=self._connect_timeout),
+            transport=httpx.AsyncHTTPTransport(retries=self._connect_retries),
+            trust_env=False,
+        ) as http:
+            with self._errors(CHATQNA_PATH):
+                async with http.stream("POST", CHATQNA_PATH,
+                                       json=self._body(messages, params, True)) as response:
+                    if response.is_error:
+                        await response.aread()
+                        raise ServiceHTTPError(response.status_code, response.text,
+                                               str(response.url))
+                    async for line in response.aiter_lines():
+                        text = decoder.feed_line(line)
+                        if text:
+                            got_text = True
+                            yield text
+                        if decoder.done:
+                            break
+                    if tail := decoder.finish():
+                        got_text = True
+                        yield tail
+        if not got_text:
+            raise _empty_stream()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -140,21 +139,3 @@ def test_a_saved_template_with_a_built_in_name_replaces_it() -> None:
     names = [(t.name, t.system_prompt) for t in all_templates(mine)]
     assert ("Concise", "Mine.") in names and names[-1] == ("Zed", "z")
     assert sum(name == "Concise" for name, _ in names) == 1
-
-
-def test_a_new_run_waits_until_the_stopping_run_has_stored_its_answer() -> None:
-    state: dict[str, Any] = {}
-    stored = page_state.begin_answer(state)
-    order: list[str] = []
-
-    def stopping_run() -> None:
-        order.append("storing")
-        stored.set()
-
-    timer = threading.Timer(0.2, stopping_run)
-    timer.start()
-    page_state.wait_for_answer_in_progress(state, timeout=10)
-    order.append("reading")
-    timer.join()
-    assert order == ["storing", "reading"]
-    assert page_state.ANSWERING not in state

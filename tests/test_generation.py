@@ -1,0 +1,165 @@
+"""Answers written by the app process, without Streamlit: they outlive whoever watched
+them, Stop ends them (before the first token too, closing the connection upstream), and a
+model that sends nothing is reported as not responding. Against real sockets: a scripted
+megaservice for the failure cases, the real llama.cpp server and megaservice for the rest."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler
+from pathlib import Path
+
+import pytest
+
+from app import chat
+from app.generation import Generations
+from app.history import History
+from app.tokens import estimate_tokens
+from opea.client import ChatParams, OpeaClient
+from opea.wire import done_event, encode_token
+from tests.http_stub import serve
+from tests.services import llm_server, megaservice
+
+PARAMS = ChatParams(max_tokens=32, temperature=0.7, top_p=1.0)
+
+
+@pytest.fixture
+def history(tmp_path: Path) -> History:
+    return History(tmp_path / "history.sqlite3")
+
+
+def request_for(history: History, question: str) -> chat.Request:
+    conversation = history.create_conversation(params=PARAMS)
+    history.add_question(conversation.id, question, "m", PARAMS)
+    setup = chat.Setup(model="m", context_size=4096, count=estimate_tokens, use_cache=False)
+    return chat.prepare(history, conversation, setup)
+
+
+class Silent:
+    """A megaservice that takes the request and never answers; it notes when the client
+    hangs up (what stops generation upstream)."""
+
+    def __init__(self, headers_first: bool = False) -> None:
+        self.headers_first = headers_first
+        self.asked = threading.Event()
+        self.hung_up = threading.Event()
+
+    def __call__(self, request: BaseHTTPRequestHandler) -> None:
+        request.rfile.read(int(request.headers.get("Content-Length") or 0))
+        if self.headers_first:  # streaming begun, no token yet
+            request.send_response(200)
+            request.send_header("Content-Type", "text/event-stream")
+            request.end_headers()
+            request.wfile.flush()
+        self.asked.set()
+        request.rfile.read(1)  # returns b"" once the client has closed the connection
+        self.hung_up.set()
+
+
+def slow_tokens(pieces: list[str], between: threading.Event) -> Callable[
+        [BaseHTTPRequestHandler], None]:
+    """Sends the first piece, then the rest once ``between`` is set."""
+    def handle(request: BaseHTTPRequestHandler) -> None:
+        request.rfile.read(int(request.headers.get("Content-Length") or 0))
+        request.send_response(200)
+        request.send_header("Content-Type", "text/event-stream")
+        request.end_headers()
+        request.wfile.write(encode_token(pieces[0]).encode())
+        request.wfile.flush()
+        between.wait(30)
+        for piece in pieces[1:]:
+            request.wfile.write(encode_token(piece).encode())
+        request.wfile.write(done_event().encode())
+        request.wfile.flush()
+        request.close_connection = True
+
+    return handle
+
+
+def test_an_answer_goes_on_without_anyone_watching_and_is_stored(history: History) -> None:
+    go_on = threading.Event()
+    with serve(slow_tokens(["Hello", " there", "!"], go_on)) as url, OpeaClient(url) as client:
+        generations = Generations(history, client)
+        request = request_for(history, "Hi?")
+        generation = generations.start(request)
+        assert generation is not None
+        # Whoever looks (a second tab, a reload) finds the same answer, not a new one.
+        assert generations.start(request) is generation
+        assert generations.get(request.conversation_id) is generation
+        while generation.waiting:
+            assert not generation.done.wait(0.01)
+        assert generation.text == "Hello"
+        go_on.set()
+        assert generation.done.wait(30)
+    stored = history.messages(request.conversation_id)[-1]
+    assert (stored.role, stored.content, stored.status) == ("assistant", "Hello there!",
+                                                            "complete")
+    assert stored.completion_tokens == 3 and stored.first_token_seconds is not None
+    assert generations.get(request.conversation_id) is None
+
+
+@pytest.mark.parametrize("headers_first", [False, True], ids=["no-reply", "no-token"])
+def test_stop_before_the_first_token_hangs_up_on_the_megaservice(
+        history: History, headers_first: bool) -> None:
+    silent = Silent(headers_first)
+    with serve(silent) as url, OpeaClient(url) as client:
+        generations = Generations(history, client)
+        request = request_for(history, "Anyone?")
+        generation = generations.start(request)
+        assert generation is not None
+        assert silent.asked.wait(30)
+        generations.stop(request.conversation_id)
+        assert generation.done.wait(10)
+        assert silent.hung_up.wait(10), "the request upstream was not cancelled"
+    stored = history.messages(request.conversation_id)[-1]
+    assert (stored.role, stored.content, stored.status) == ("assistant", "", "stopped")
+
+
+def test_stop_mid_answer_keeps_the_partial_text(history: History) -> None:
+    never = threading.Event()
+    with serve(slow_tokens(["Once upon", " a time"], never)) as url, \
+            OpeaClient(url) as client:
+        generations = Generations(history, client)
+        request = request_for(history, "A story?")
+        generation = generations.start(request)
+        assert generation is not None
+        while generation.waiting:
+            assert not generation.done.wait(0.01)
+        generation.stop()
+        assert generation.done.wait(10)
+        never.set()
+    stored = history.messages(request.conversation_id)[-1]
+    assert (stored.content, stored.status) == ("Once upon", "stopped")
+
+
+def test_a_model_that_sends_nothing_is_reported_as_not_responding(history: History) -> None:
+    silent = Silent(headers_first=True)
+    with serve(silent) as url, OpeaClient(url) as client:
+        generations = Generations(history, client, silence_timeout=1.0)
+        request = request_for(history, "Hello?")
+        generation = generations.start(request)
+        assert generation is not None
+        assert generation.done.wait(30)
+        assert silent.hung_up.wait(10)
+    stored = history.messages(request.conversation_id)[-1]
+    assert stored.status == "failed"
+    assert stored.error is not None
+    assert stored.error.startswith("the model is not responding: nothing came for 1 s")
+    assert "opea-chat logs llm" in stored.error
+    assert generations.last_not_responding is not None
+
+
+@pytest.mark.integration
+def test_two_conversations_are_answered_at_once_by_the_real_stack(
+        smollm2: Path, tmp_path: Path, history: History) -> None:
+    with llm_server(smollm2, tmp_path, context_size=1024) as llm, \
+            megaservice(llm, tmp_path) as url, OpeaClient(url, read_timeout=120) as client:
+        generations = Generations(history, client)
+        requests = [request_for(history, f"Name a {thing}.") for thing in ("fruit", "colour")]
+        started = [generations.start(request) for request in requests]
+        for generation in started:
+            assert generation is not None and generation.done.wait(120)
+    for request in requests:
+        stored = history.messages(request.conversation_id)[-1]
+        assert stored.status == "complete" and stored.content.strip()
