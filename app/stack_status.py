@@ -83,13 +83,15 @@ class LiveStatus:
 
 def live_status(info: StackInfo, timeout: float = 2.0) -> LiveStatus:
     """Each service's health and the device, from the running launcher; without one (the
-    app started on its own), the health of the megaservice this app talks to."""
+    app started on its own), the health of the megaservice this app talks to. A launcher
+    that is recorded but does not answer in time is said to be so, not to be absent."""
     client = info.control_client(timeout)
+    device = "unknown (no running launcher)"
     if client is not None:
         try:
             status = client.status()
-        except ControlError:
-            pass
+        except ControlError as error:
+            device = f"unknown ({error.message})"
         else:
             return LiveStatus(
                 device=str(status.get("device") or "unknown"),
@@ -105,4 +107,4 @@ def live_status(info: StackInfo, timeout: float = 2.0) -> LiveStatus:
                         "healthy" if response.is_success else f"HTTP {response.status_code}")
     except httpx.TransportError as exc:
         health = Health("megaservice", url, False, f"not answering ({type(exc).__name__})")
-    return LiveStatus(device="unknown (no running launcher)", services=[health])
+    return LiveStatus(device=device, services=[health])

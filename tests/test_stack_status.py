@@ -3,6 +3,8 @@ HTTP."""
 
 from __future__ import annotations
 
+import time
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 from app.stack_status import DEFAULT_CONTEXT_SIZE, StackInfo, live_status, stack_info
@@ -54,3 +56,16 @@ def test_without_a_launcher_only_the_megaservice_is_checked() -> None:
         ("megaservice", unhealthy, False, "HTTP 503")]
     live = live_status(StackInfo(megaservice_url=dead), 1.0)
     assert live.services[0].detail.startswith("not answering")
+
+
+def test_a_launcher_slow_to_answer_is_said_to_be_slow_not_absent() -> None:
+    def slow(request: BaseHTTPRequestHandler) -> None:
+        time.sleep(2)  # longer than the page waits (a status that probes a hung model)
+        reply(200, b"{}", "application/json")(request)
+
+    with serve(slow) as control, serve(reply(200, b"{}")) as healthy:
+        port = int(control.rsplit(":", 1)[1])
+        live = live_status(StackInfo(megaservice_url=healthy, control=(port, "t0k")), 0.5)
+    assert live.device == "unknown (the running launcher did not answer (ReadTimeout))"
+    assert "no running launcher" not in live.device
+    assert [(h.service, h.healthy) for h in live.services] == [("megaservice", True)]
