@@ -11,7 +11,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from app import chat, page_state, session_actions
+from app import chat, frame, page_state, session_actions
 from app.cache import SETTING as CACHE_SETTING
 from app.export import MAX_IMPORT_BYTES, parse_json, to_json, to_markdown
 from app.generation import Generation, Generations, silence_timeout
@@ -134,7 +134,8 @@ def sidebar(history: History, info: StackInfo, conversation: Conversation,
                 st.toast(f"Removed {history.clear_answer_cache()} cached answers.")
             st.caption(f"Keys: Enter sends · Shift+Enter new line · "
                        f"{NEW_CONVERSATION_SHORTCUT} new conversation · "
-                       f"{STOP_SHORTCUT} stops an answer. Theme: ⋮ menu → Settings.")
+                       f"{STOP_SHORTCUT} stops an answer. The theme (light or dark) follows "
+                       "your system's.")
         with st.expander("Backup", icon=":material/archive:"):
             backup(history)
 
@@ -380,6 +381,7 @@ def follow(generation: Generation) -> None:
 
 def page() -> None:
     state = st.session_state
+    st.html(frame.STYLE)
     if state.get(STOPPED):
         stopped_page()
         return

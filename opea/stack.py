@@ -201,8 +201,9 @@ CHAT_APP = ServiceSpec(
         "--server.address", "{host}", "--server.port", "{port}",
         "--server.headless", "true", "--server.fileWatcherType", "none",
         "--browser.gatherUsageStats", "false", "--global.developmentMode", "false",
-        # "Deploy" (to Streamlit's cloud) means nothing for a local app.
-        "--client.toolbarMode", "viewer",
+        # No toolbar: "Deploy" (to Streamlit's cloud) means nothing for a local app, and the
+        # page has its own Stop (app/frame.py). The theme follows the system's.
+        "--client.toolbarMode", "minimal",
     ),
 )
 
