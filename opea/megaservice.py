@@ -13,7 +13,9 @@ synchronous ``requests.post(stream=True)`` inside a generator that nothing close
 Starlette never closes a synchronous body iterator when the client disconnects. Closing the
 client's stream therefore left the LLM generating until its ``max_tokens`` (measured: no
 disconnect reached llama.cpp within 20 s). Here the upstream request is an asynchronous
-httpx stream owned by the response body, closed as soon as the client disconnects.
+httpx stream owned by the response body, closed as soon as the client disconnects; and a
+client that leaves before the LLM has answered at all (Stop before the first token) cancels
+the pending upstream request too, instead of leaving it to run to its end.
 
 Run: ``python -m opea.megaservice --port 8888 --llm-url http://127.0.0.1:9009 --model NAME``.
 The defaults come from ChatQnA's variables (MEGA_SERVICE_PORT, LLM_SERVER_HOST_IP,
@@ -23,9 +25,12 @@ LLM_SERVER_PORT, LLM_MODEL), so the same module runs in a container.
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import logging
 import os
 from collections.abc import AsyncGenerator
+from contextvars import ContextVar
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -53,6 +58,34 @@ log = logging.getLogger("opea_chat.megaservice")
 ROLES = ("system", "user", "assistant")
 # Generous like OPEA's own 2000 s: a large model on a busy GPU can pause long between tokens.
 LLM_READ_TIMEOUT = 2000.0
+# Set while a chat request is handled: the client has gone away. A context variable, since
+# OPEA's orchestrator runs each node in a task of its own (which copies the context).
+CLIENT_GONE: ContextVar[asyncio.Event | None] = ContextVar("client_gone", default=None)
+
+
+async def watch_disconnect(request: Request, gone: asyncio.Event) -> None:
+    """Set ``gone`` when the client disconnects (the body has been read already)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+    gone.set()
+
+
+async def unless_client_gone(work: asyncio.Future[Any]) -> Any:
+    """``work``'s result, or cancel it (closing its connection) once the client is gone."""
+    gone = CLIENT_GONE.get()
+    if gone is None:
+        return await work
+    waiting = asyncio.ensure_future(gone.wait())
+    try:
+        await asyncio.wait({work, waiting}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiting.cancel()
+    if not work.done():
+        work.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await work
+        raise HTTPException(499, "the client closed the request")
+    return work.result()
 
 
 def to_openai_messages(messages: str | list[dict[str, Any]]) -> list[dict[str, str]]:
@@ -123,7 +156,8 @@ class ChatOrchestrator(ServiceOrchestrator):  # type: ignore[misc]
                                  **kwargs)
         url = service.endpoint_path(None)
         http = self.llm_http
-        upstream = await http.send(http.build_request("POST", url, json=body), stream=True)
+        upstream = await unless_client_gone(asyncio.ensure_future(
+            http.send(http.build_request("POST", url, json=body), stream=True)))
         if upstream.is_error:
             # OPEA's stream path ignores the status and answers 200 with only [DONE].
             reason = (await upstream.aread()).decode("utf-8", errors="replace")
@@ -211,12 +245,18 @@ class ChatMegaservice:
             repetition_penalty=chat.repetition_penalty or 1.03,
             stream=bool(data.get("stream", True)),
         )
+        gone = asyncio.Event()
+        watcher = asyncio.ensure_future(watch_disconnect(request, gone))
+        token = CLIENT_GONE.set(gone)
         try:
             results, graph = await self.orchestrator.schedule(
                 initial_inputs={"messages": messages}, llm_parameters=params
             )
         except (aiohttp.ClientError, httpx.TransportError) as exc:
             raise HTTPException(502, f"cannot reach the LLM server at {self.llm_url}") from exc
+        finally:
+            CLIENT_GONE.reset(token)
+            watcher.cancel()
         for response in results.values():
             if isinstance(response, StreamingResponse):
                 return response

@@ -151,6 +151,23 @@ def test_a_model_that_sends_nothing_is_reported_as_not_responding(history: Histo
 
 
 @pytest.mark.integration
+def test_stop_before_the_first_token_reaches_the_llm_through_the_megaservice(
+        history: History, tmp_path: Path) -> None:
+    silent_llm = Silent()  # it has not even begun its answer (still reading the prompt)
+    with serve(silent_llm) as llm, megaservice(llm, tmp_path) as url, \
+            OpeaClient(url) as client:
+        generations = Generations(history, client)
+        request = request_for(history, "Anyone?")
+        generation = generations.start(request)
+        assert generation is not None
+        assert silent_llm.asked.wait(30)
+        generation.stop()
+        assert generation.done.wait(10)
+        assert silent_llm.hung_up.wait(10), "the megaservice kept the LLM request open"
+    assert history.messages(request.conversation_id)[-1].status == "stopped"
+
+
+@pytest.mark.integration
 def test_two_conversations_are_answered_at_once_by_the_real_stack(
         smollm2: Path, tmp_path: Path, history: History) -> None:
     with llm_server(smollm2, tmp_path, context_size=1024) as llm, \
