@@ -7,12 +7,13 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser
+from playwright.sync_api import Browser, expect
 
 from launcher.local_runtime import APP_SCRIPT
 from launcher.ports import pick_free_port
@@ -20,7 +21,7 @@ from opea.stack import CHAT_APP, MEGASERVICE_URL_VARIABLE
 from tests.browser import ChatPage, chromium, screenshot
 from tests.http_stub import serve
 from tests.launched import Launched
-from tests.services import running, service_command
+from tests.services import megaservice, running, service_command
 
 pytestmark = pytest.mark.integration
 READY = r"^Ready: (http://127\.0\.0\.1:\d+)$"
@@ -285,3 +286,76 @@ def test_a_narrow_window_still_chats(launched: Launched, browser: Browser) -> No
         assert app.errors == []
     finally:
         context.close()
+
+
+@pytest.fixture
+def app_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+              ) -> Callable[[str], AbstractContextManager[str]]:
+    """The app on its own (no launcher) for the megaservice at a given address."""
+    port = pick_free_port()
+    monkeypatch.setenv("OPEA_CHAT_HOME", str(tmp_path / "home"))
+    command = service_command(CHAT_APP, port, app_script=str(APP_SCRIPT))
+    url = f"http://127.0.0.1:{port}"
+
+    @contextmanager
+    def start(megaservice_url: str) -> Iterator[str]:
+        monkeypatch.setenv(MEGASERVICE_URL_VARIABLE, megaservice_url)
+        with running("app", command, url + "/_stcore/health", tmp_path):
+            yield url
+
+    return start
+
+
+class SilentLLM:
+    """A stand-in LLM server that takes a request and never answers (a hung model); it
+    notes each time the other side hangs up."""
+
+    def __init__(self) -> None:
+        self.asked = 0
+        self.hung_up = 0
+
+    def __call__(self, request: BaseHTTPRequestHandler) -> None:
+        request.rfile.read(int(request.headers.get("Content-Length") or 0))
+        self.asked += 1
+        request.rfile.read(1)  # b"" once the caller closed the connection
+        self.hung_up += 1
+
+
+def test_a_hung_model_is_reported_and_stop_works_before_the_first_token(
+        browser: Browser, app_alone: Callable[[str], AbstractContextManager[str]],
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPEA_CHAT_ANSWER_TIMEOUT", "4")
+    llm = SilentLLM()
+    with serve(llm) as llm_url, megaservice(llm_url, tmp_path) as mega_url, \
+            app_alone(mega_url) as url:
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        try:
+            app = ChatPage(context.new_page(), url).open()
+            app.send("Is anyone there?")
+            waiting = app.page.get_by_text(re.compile(r"Waiting for the first token"))
+            expect(waiting).to_be_visible(timeout=30_000)
+            reported = app.assistant().get_by_text("the model is not responding")
+            expect(reported).to_be_visible(timeout=60_000)
+            assert "opea-chat logs llm" in app.assistant().inner_text()
+            expect(app.stop_button).to_have_count(0)
+            section = app.open_section("Model")
+            expect(section.get_by_text("the model is not responding")).to_be_visible()
+            screenshot(app.page, "13-model-not-responding")
+            asked = llm.asked
+
+            # Stop before the first token: the request is cancelled up to the LLM.
+            app.send("And now?")
+            expect(waiting).to_be_visible(timeout=30_000)
+            app.page.keyboard.press("Escape")
+            expect(app.assistant().get_by_text("Stopped before the model wrote anything.")
+                   ).to_be_visible(timeout=30_000)
+            expect(app.stop_button).to_have_count(0)
+            screenshot(app.page, "14-stopped-before-first-token")
+            deadline = time.monotonic() + 15
+            while llm.hung_up < asked + 1:
+                assert time.monotonic() < deadline, "the LLM request was left running"
+                app.page.wait_for_timeout(100)
+            assert app.errors == []
+        finally:
+            context.close()
+
