@@ -382,6 +382,7 @@ def follow(generation: Generation) -> None:
 def page() -> None:
     state = st.session_state
     st.html(frame.STYLE)
+    st.html(frame.WATCH_SCRIPT, unsafe_allow_javascript=True)
     if state.get(STOPPED):
         stopped_page()
         return

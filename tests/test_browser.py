@@ -359,3 +359,23 @@ def test_a_hung_model_is_reported_and_stop_works_before_the_first_token(
         finally:
             context.close()
 
+
+def test_when_opea_chat_stops_under_the_page_it_says_so_and_comes_back(
+        browser: Browser, app_alone: Callable[[str], AbstractContextManager[str]]) -> None:
+    dead = f"http://127.0.0.1:{pick_free_port()}"
+    context = browser.new_context()
+    try:
+        with app_alone(dead) as url:
+            app = ChatPage(context.new_page(), url).open()
+        # The app is gone (as after `opea-chat stop`): the page says what happened.
+        stopped = app.page.get_by_role("heading", name="opea-chat has stopped")
+        expect(stopped).to_be_visible(timeout=30_000)
+        expect(app.page.get_by_text("opea-chat launch")).to_be_visible()
+        expect(app.page.get_by_text(re.compile("Connection error|connected to the internet"))
+               ).to_have_count(0)
+        screenshot(app.page, "15-stopped-under-the-page")
+        with app_alone(dead):  # started again: the page comes back by itself
+            expect(app.input).to_be_visible(timeout=60_000)
+        assert app.errors == []
+    finally:
+        context.close()
