@@ -47,10 +47,18 @@ def fit_to_context(system_prompt: str, history: list[Message], question: str,
     budget = context_size - max_tokens - FIXED_TOKENS
     fixed = cost(question) + (cost(system_prompt) if system_prompt.strip() else 0)
     if fixed > budget:
+        what = "the question and system prompt take" if system_prompt.strip() \
+            else "the question takes"
+        if fixed + FIXED_TOKENS > context_size:
+            # Alone too long for the model: a smaller answer would not make it fit.
+            alone = what.replace(" take", " alone take")
+            raise ContextOverflowError(
+                f"{alone} about {fixed:,} tokens, more than the model's {context_size:,}-token "
+                "context holds",
+                hint="shorten it, or launch with a larger --context-size")
         raise ContextOverflowError(
-            f"the question{' and system prompt' if system_prompt.strip() else ''} take about "
-            f"{fixed:,} tokens, more than fit in the model's {context_size:,}-token context "
-            f"with {max_tokens:,} kept for the answer",
+            f"{what} about {fixed:,} tokens, more than fit in the model's "
+            f"{context_size:,}-token context with {max_tokens:,} kept for the answer",
             hint="shorten it, lower Max tokens, or launch with a larger --context-size")
     kept: list[list[Message]] = []
     used = fixed

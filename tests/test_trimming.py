@@ -59,10 +59,20 @@ def test_an_empty_system_prompt_is_not_sent() -> None:
 
 def test_a_question_that_cannot_fit_is_refused_with_what_to_change() -> None:
     with pytest.raises(ContextOverflowError) as caught:
-        fit_to_context("Be brief.", conversation(2), "w " * 5000, 4096, 512, words)
+        fit_to_context("Be brief.", conversation(2), "w " * 3800, 4096, 512, words)
     line = caught.value.one_line()
     assert "4,096-token context" in line and "512 kept for the answer" in line
     assert "--context-size" in line and "Max tokens" in line
+
+
+def test_a_question_too_long_for_the_whole_context_never_suggests_lowering_max_tokens(
+        ) -> None:
+    with pytest.raises(ContextOverflowError) as caught:
+        fit_to_context("", [], "w " * 5000, 4096, 512, words)
+    line = caught.value.one_line()
+    assert line.startswith("the question alone takes about 5,0")
+    assert "more than the model's 4,096-token context holds" in line
+    assert "--context-size" in line and "Max tokens" not in line
 
 
 def test_the_system_prompt_counts_and_is_named_when_it_is_what_does_not_fit() -> None:
