@@ -1,5 +1,8 @@
 """What the page changes in Streamlit's own frame around it.
 
+- The input has the focus when the page loads, and titles are sized as titles.
+- Text reaches WCAG AA contrast in light and dark (axe-core checks it in the tests).
+- A message over the length limit is kept in the box with the limit, not sent and lost.
 - One Stop: Streamlit's status widget ("Running... Stop") appears during every answer, and
   its Stop only ends the tab's script run, leaving the page's Stop and the cursor behind.
   The page's own Stop (and Esc) is the one that ends an answer, so the widget is hidden.
@@ -15,6 +18,8 @@ from __future__ import annotations
 
 import json
 
+from app.chat import MAX_INPUT_CHARS
+
 HEALTH_PATH = "/_stcore/health"
 CHECK_EVERY_MS = 1000
 FAILURES_BEFORE_STOPPED = 2  # one missed check can be a busy machine
@@ -23,6 +28,34 @@ STYLE = """
 <style>
 /* One Stop: the page's own (see app/frame.py). */
 [data-testid="stStatusWidget"] { display: none !important; }
+/* The conversation's title heads the page, at the size of a title, not a poster. */
+[data-testid="stMainBlockContainer"] h1, [data-testid="stMainBlockContainer"] h1 * {
+  font-size: 1.75rem !important; line-height: 1.3 !important;
+}
+/* Contrast of at least 4.5:1 (WCAG AA) where Streamlit's defaults fall short: captions,
+   shortcut hints, code colours, slider values. The theme follows the system's scheme. */
+@media (prefers-color-scheme: light) {
+  [data-testid="stCaptionContainer"], [data-testid="stCaptionContainer"] *, kbd {
+    color: #595857 !important; opacity: 1 !important;
+  }
+  [data-testid="stCode"] .token.keyword, [data-testid="stCode"] .token.function,
+  [data-testid="stCode"] .token.builtin { color: #0b5cad !important; }
+  [data-testid="stCode"] .token.string, [data-testid="stCode"] .token.char,
+  [data-testid="stCode"] .token.attr-value { color: #0a6a2a !important; }
+  [data-testid="stCode"] .token.number, [data-testid="stCode"] .token.boolean,
+  [data-testid="stCode"] .token.constant { color: #0b6659 !important; }
+  [data-testid="stCode"] .token.comment, [data-testid="stCode"] .token.prolog {
+    color: #5b5e6b !important;
+  }
+}
+@media (prefers-color-scheme: dark) {
+  [data-testid="stCode"] .token.keyword, [data-testid="stCode"] .token.function,
+  [data-testid="stCode"] .token.builtin { color: #7dbcff !important; }
+  [data-testid="stSliderThumbValue"] p { color: #ff9aa4 !important; }
+  [data-testid="stCode"] .token.comment, [data-testid="stCode"] .token.prolog {
+    color: #a9adbb !important;
+  }
+}
 </style>
 """
 
@@ -85,9 +118,60 @@ WATCH_SCRIPT = """
     if (failures >= FAILURES) showStopped();
   };
   setInterval(check, CHECK_EVERY_MS);
+  // The input is focused on load: type at once, no Tab presses.
+  const focusInput = (tries) => {
+    const box = document.querySelector('[data-testid="stChatInputTextArea"]');
+    if (box) box.focus();
+    else if (tries > 0) setTimeout(() => focusInput(tries - 1), 100);
+  };
+  focusInput(100);
+  // A message over the limit is not sent, so it stays in the box (a send would clear it),
+  // and the page says why (app.chat.input_problem says the same after a send).
+  const limit = MAX_CHARS;
+  const tooLong = (box) => {
+    const over = box.value.length > limit;
+    let note = document.getElementById("opea-chat-too-long");
+    if (over) {
+      if (!note) {
+        note = document.createElement("p");
+        note.id = "opea-chat-too-long";
+        note.setAttribute("role", "alert");
+        note.style.cssText = "margin: 0.25em 0; color: #a3000b; background: #fff0f0; " +
+          "padding: 0.25em 0.5em; border-radius: 0.25em";
+        box.closest('[data-testid="stChatInput"]').before(note);
+      }
+      note.textContent = "That message is " + box.value.length.toLocaleString("en") +
+        " characters; the limit is " + limit.toLocaleString("en") +
+        ". Shorten it and send it again.";
+    } else if (note) {
+      note.remove();
+    }
+    return over;
+  };
+  const chatBox = () => document.querySelector('[data-testid="stChatInputTextArea"]');
+  document.addEventListener("keydown", (event) => {
+    const box = chatBox();
+    if (event.target === box && event.key === "Enter" && !event.shiftKey && tooLong(box)) {
+      event.preventDefault();
+      event.stopImmediatePropagation();
+    }
+  }, true);
+  document.addEventListener("input", (event) => {
+    const box = chatBox();
+    if (event.target === box && document.getElementById("opea-chat-too-long")) tooLong(box);
+  }, true);
+  document.addEventListener("click", (event) => {
+    const box = chatBox();
+    if (box && event.target.closest('[data-testid="stChatInputSubmitButton"]') &&
+        tooLong(box)) {
+      event.preventDefault();
+      event.stopImmediatePropagation();
+    }
+  }, true);
 })();
 </script>
 """.replace("HEALTH_PATH", HEALTH_PATH).replace("TITLE", json.dumps(STOPPED_TITLE)) \
     .replace("PARAGRAPHS", json.dumps(STOPPED_PARAGRAPHS)) \
     .replace("FAILURES", str(FAILURES_BEFORE_STOPPED)) \
-    .replace("CHECK_EVERY_MS", str(CHECK_EVERY_MS))
+    .replace("CHECK_EVERY_MS", str(CHECK_EVERY_MS)) \
+    .replace("MAX_CHARS", str(MAX_INPUT_CHARS))

@@ -21,7 +21,6 @@ from app.prompts import all_templates
 from app.render import safe_markdown, typed_markdown
 from app.stack_status import LiveStatus, StackInfo, live_status, stack_info
 from app.tokens import TokenCounter, estimate_tokens, gguf_counter
-from launcher import __version__
 from launcher.errors import ContextOverflowError, HistoryError, OpeaChatError
 from launcher.paths import resolve_paths
 from opea.client import OpeaClient
@@ -32,6 +31,12 @@ STOP_SHORTCUT = "Esc"
 STOPPED = "stopped"
 ANSWERS_SEEN = "answers_seen"  # the Generations this tab used (for Quit)
 FOLLOW_EVERY_S = 0.05
+EXAMPLES = (
+    "Explain how a rainbow forms, in three sentences.",
+    "Write a haiku about the sea.",
+    "Give me three ideas for a rainy weekend.",
+    "What is the difference between a list and a tuple in Python?",
+)
 
 
 @st.cache_resource
@@ -112,12 +117,12 @@ def sidebar(history: History, info: StackInfo, conversation: Conversation,
         search = st.text_input("Search conversations", key="search",
                                placeholder="Search conversations", icon=":material/search:",
                                label_visibility="collapsed")
-        found = page_state.listed(history.conversations(search), conversation.id)
+        found = page_state.listed(history.conversations(search))
         if search and not found:
             st.caption("No conversation contains that text.")
         for item in found:
             st.button(safe_markdown(item.title), key=f"open-{item.id}", use_container_width=True,
-                      type="primary" if item.id == conversation.id else "tertiary",
+                      type="secondary" if item.id == conversation.id else "tertiary",
                       on_click=page_state.select, args=(state, item.id))
         if state.get(UNDO):
             st.info(f"Deleted “{safe_markdown(state[UNDO])}”.")
@@ -230,14 +235,42 @@ def backup(history: History) -> None:
         st.rerun()
 
 
+def model_bar(info: StackInfo, generations: Generations) -> None:
+    """The model answering, and whether it can: the first thing a user needs to know."""
+    name = info.model_name or "unknown model"
+    if generations.running():
+        # A model busy writing can be slow to answer a health check: not a failure.
+        st.caption(f":green[:material/check_circle:] **{safe_markdown(name)}** · answering")
+        return
+    live = status(info)
+    unhealthy = [h.service for h in live.services if not h.healthy]
+    if unhealthy:
+        st.caption(f":red[:material/error:] **{safe_markdown(name)}** · not ready: "
+                   f"{', '.join(unhealthy)} not healthy (see Model in the sidebar)")
+    else:
+        st.caption(f":green[:material/check_circle:] **{safe_markdown(name)}** · ready")
+
+
+def welcome(history: History, conversation: Conversation, info: StackInfo) -> None:
+    st.title("What can I help with?", anchor=False)
+    st.caption("Ask anything below, or start with one of these:")
+    columns = st.columns(2)
+    for index, example in enumerate(EXAMPLES):
+        columns[index % 2].button(
+            example, key=f"example-{index}", use_container_width=True,
+            on_click=page_state.ask, args=(history, st.session_state, conversation.id,
+                                           example, info.model_name))
+
+
 def conversation_header(history: History, conversation: Conversation,
                         messages: list[Message]) -> None:
     state = st.session_state
     title_column, menu_column = st.columns([5, 1], vertical_alignment="center")
     # Titles come from typed or imported text: rendered as safely as answers.
-    title_column.subheader(safe_markdown(conversation.title), anchor=False)
-    with menu_column.popover("", icon=":material/more_horiz:", help="Conversation actions"):
-        state.setdefault(key("title", conversation.id), conversation.title)
+    title_column.title(safe_markdown(conversation.title), anchor=False)
+    with menu_column.popover("Actions", icon=":material/more_horiz:",
+                             help="Rename, export or delete this conversation"):
+        state[key("title", conversation.id)] = conversation.title  # the current one
         st.text_input("Title", key=key("title", conversation.id), on_change=page_state.rename,
                       args=(history, state, conversation.id))
         slug = "".join(c if c.isalnum() else "-" for c in conversation.title.lower())[:40]
@@ -386,7 +419,6 @@ def page() -> None:
     if state.get(STOPPED):
         stopped_page()
         return
-    st.title(PRODUCT, anchor=False)
     info = stack_info()
     if notice := state.pop(NOTICE, None):
         st.success(notice)
@@ -407,7 +439,11 @@ def page() -> None:
     messages = history.messages(conversation.id)
     speeds = [m.tokens_per_second for m in messages if m.tokens_per_second]
     sidebar(history, info, conversation, speeds[-1] if speeds else None, generations)
-    conversation_header(history, conversation, messages)
+    model_bar(info, generations)
+    if messages:
+        conversation_header(history, conversation, messages)
+    else:
+        welcome(history, conversation, info)
     settings_panel(history, conversation, info)
     waiting = messages and messages[-1].role == "user" and (
         generation is not None or state.get(ANSWER_FOR) == conversation.id)
@@ -415,7 +451,6 @@ def page() -> None:
         show_message(history, conversation, message, is_last=index == len(messages) - 1,
                      answering=bool(waiting))
     answer_area = st.container()
-    st.caption(f"{PRODUCT} {__version__} · {info.megaservice_url}")
 
     question = st.chat_input("Ask anything (Enter sends, Shift+Enter for a new line)")
     if question is not None:

@@ -49,9 +49,10 @@ def current_conversation(history: History, state: State, address: int | None
     return conversation
 
 
-def listed(conversations: list[Conversation], current: int) -> list[Conversation]:
-    """What the sidebar lists: conversations with messages, and the one shown."""
-    return [c for c in conversations if c.message_count or c.id == current]
+def listed(conversations: list[Conversation]) -> list[Conversation]:
+    """What the sidebar lists: conversations with messages (an empty one is the welcome
+    page, reached with New conversation, not a row titled "New conversation")."""
+    return [c for c in conversations if c.message_count]
 
 
 def select(state: State, conversation_id: int) -> None:
@@ -85,6 +86,16 @@ def rename(history: History, state: State, conversation_id: int) -> None:
     title = str(state.get(key("title", conversation_id), "")).strip()
     if title:
         history.rename(conversation_id, title)
+
+
+def ask(history: History, state: State, conversation_id: int, text: str,
+        model: str | None) -> None:
+    """Send ``text`` as the conversation's next question (an example prompt, say)."""
+    conversation = history.conversation(conversation_id)
+    if conversation is None:
+        return
+    history.add_question(conversation_id, text, model, conversation.params)
+    state[ANSWER_FOR] = conversation_id
 
 
 def ask_again(history: History, state: State, conversation_id: int,

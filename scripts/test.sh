@@ -6,14 +6,23 @@
 # here when none answers, stopped again at the end), its registry, mmdebstrap (the test
 # images are built from Debian packages: no image registry is reachable) and docker-compose
 # (to validate exported compose files); Chromium and a font for the browser tests
-# (Playwright drives the system Chromium: its own browser download does not work here);
+# (Playwright drives the system Chromium: its own browser download does not work here) and
+# npm for axe-core, their accessibility checker;
 # desktop-file-utils and xdg-user-dirs for the desktop shortcut tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/apt-install.sh docker.io docker-registry mmdebstrap docker-compose \
-    chromium fonts-dejavu-core desktop-file-utils xdg-user-dirs
+    chromium fonts-dejavu-core desktop-file-utils xdg-user-dirs npm
 scripts/install.sh --test
+
+# axe-core, the accessibility checker the browser tests inject into the page (npm registry;
+# kept outside the repository, fetched once).
+AXE_DIR="$HOME/.cache/opea-chat/axe-core"
+if [ ! -f "$AXE_DIR/node_modules/axe-core/axe.min.js" ]; then
+    mkdir -p "$AXE_DIR"
+    (cd "$AXE_DIR" && npm install --no-audit --no-fund --silent axe-core@4)
+fi
 
 scripts/docker-engine.sh start
 trap 'scripts/docker-engine.sh stop' EXIT

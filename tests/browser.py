@@ -20,6 +20,21 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu",
                  "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "browser"
+# Installed by scripts/test.sh from the npm registry.
+AXE = Path.home() / ".cache" / "opea-chat" / "axe-core" / "node_modules" / "axe-core" / \
+    "axe.min.js"
+SERIOUS = ("serious", "critical")
+
+
+def accessibility_problems(page: Page) -> list[str]:
+    """axe-core's violations of impact serious or critical on the page as it is now, one
+    line each (rule, impact, how many elements, the first element)."""
+    if not page.evaluate("typeof window.axe !== 'undefined'"):
+        page.add_script_tag(path=str(AXE))
+    result = page.evaluate("async () => await axe.run(document)")
+    return [f"{v['id']} ({v['impact']}, {len(v['nodes'])}x): "
+            f"{v['nodes'][0]['target']} {v['nodes'][0].get('failureSummary', '')[:200]}"
+            for v in result["violations"] if v["impact"] in SERIOUS]
 
 
 @contextmanager

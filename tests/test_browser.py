@@ -13,12 +13,12 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, expect
+from playwright.sync_api import Browser, Locator, expect
 
 from launcher.local_runtime import APP_SCRIPT
 from launcher.ports import pick_free_port
 from opea.stack import CHAT_APP, MEGASERVICE_URL_VARIABLE
-from tests.browser import ChatPage, chromium, screenshot
+from tests.browser import ChatPage, accessibility_problems, chromium, screenshot
 from tests.http_stub import serve
 from tests.launched import Launched
 from tests.services import megaservice, running, service_command
@@ -130,6 +130,87 @@ def test_switch_conversations_and_find_the_history_after_a_reload(app: ChatPage)
     app.sidebar_button("Answer in one word: the capital of Spain?").wait_for()
     screenshot(app.page, "07-after-reload")
     assert app.errors == []
+
+
+def streamed_text(app: ChatPage) -> Locator:
+    return app.assistant().get_by_test_id("stMarkdownContainer").first
+
+
+def grows(app: ChatPage, than: int) -> None:
+    """Wait until the answer being shown is longer than ``than`` characters."""
+    app.page.wait_for_function(
+        """([count]) => {
+            const answers = [...document.querySelectorAll('[data-testid="stChatMessage"]')]
+                .filter(m => m.querySelector('[data-testid="stChatMessageAvatarAssistant"]'));
+            const last = answers[answers.length - 1];
+            const text = last && last.querySelector('[data-testid="stMarkdownContainer"]');
+            return !!text && text.innerText.length > count;
+        }""", arg=[than], timeout=60_000)
+
+
+def test_an_answer_goes_on_in_another_conversation_and_after_a_reload(
+        app: ChatPage, launched: Launched) -> None:
+    disconnects = llm_log(launched).count("Disconnected from client")
+    app.send("Write one sentence about a lighthouse keeper and a whale.")
+    grows(app, 20)
+    first_address = app.page.url
+    app.page.keyboard.press("Control+Shift+O")  # another conversation, mid-answer
+    app.page.wait_for_url(lambda url: url != first_address)
+    expect(app.messages).to_have_count(0)
+    screenshot(app.page, "16-other-conversation-while-answering")
+    app.sidebar_button("Write one sentence about a lighthouse keeper and a whale."
+                       ).click()
+    app.page.wait_for_url(first_address)
+    # Still being written (or finished meanwhile), never cut.
+    expect(app.assistant().get_by_text(re.compile("Stopped"))).to_have_count(0)
+    shown = len(streamed_text(app).inner_text())
+    if app.stop_button.count():
+        screenshot(app.page, "17-back-still-streaming")
+        app.page.reload()
+        grows(app, shown)
+        screenshot(app.page, "18-after-reload-still-streaming")
+    app.wait_for_answer(timeout=240)
+    assert "Stopped" not in app.assistant().inner_text()
+    assert len(streamed_text(app).inner_text()) >= shown
+    # Nobody closed the LLM's stream: the answer ran to its end.
+    assert llm_log(launched).count("Disconnected from client") == disconnects
+    assert app.errors == []
+
+
+def test_two_tabs_see_the_same_answer(launched: Launched, browser: Browser) -> None:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    try:
+        first = ChatPage(context.new_page(), launched.session()["urls"]["app"]).open()
+        first.send("Write one sentence about autumn leaves.")
+        grows(first, 10)
+        second = ChatPage(context.new_page(), first.page.url)
+        second.page.goto(first.page.url)
+        grows(second, 10)  # the second tab follows the same answer
+        first.wait_for_answer(timeout=240)
+        second.wait_for_answer(timeout=240)
+        assert streamed_text(first).inner_text() == streamed_text(second).inner_text()
+        expect(second.messages).to_have_count(2)
+    finally:
+        context.close()
+
+
+def test_the_empty_page_welcomes_with_the_model_and_examples(app: ChatPage) -> None:
+    main = app.page.get_by_test_id("stMainBlockContainer")
+    expect(main.get_by_role("heading", name="What can I help with?")).to_be_visible()
+    expect(main.get_by_role("heading", name="opea-chat")).to_have_count(0)
+    expect(main.get_by_text(re.compile(r"smollm2-135m.*ready"))).to_be_visible()
+    expect(app.input).to_be_focused()  # type at once
+    expect(main.get_by_role("link")).to_have_count(0)  # no footer link to the megaservice
+    expect(app.page.get_by_test_id("stSidebar").get_by_role(
+        "button", name="New conversation", exact=True)).to_have_count(0)
+    screenshot(app.page, "19-welcome")
+    example = "Write a haiku about the sea."
+    main.get_by_role("button", name=example).click()
+    expect(main.get_by_role("heading", name=example)).to_be_visible(timeout=60_000)
+    assert app.wait_for_answer().strip()
+    # The open conversation is not drawn like Delete (a primary, red button).
+    expect(app.sidebar_button(example)).to_have_attribute("data-testid",
+                                                          "stBaseButton-secondary")
 
 
 def test_shift_enter_adds_a_line_and_enter_sends(app: ChatPage) -> None:
@@ -379,3 +460,57 @@ def test_when_opea_chat_stops_under_the_page_it_says_so_and_comes_back(
         assert app.errors == []
     finally:
         context.close()
+
+
+def test_a_message_over_the_limit_stays_in_the_box_with_the_limit(
+        browser: Browser, app_alone: Callable[[str], AbstractContextManager[str]]) -> None:
+    dead = f"http://127.0.0.1:{pick_free_port()}"
+    with app_alone(dead) as url:
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        try:
+            app = ChatPage(context.new_page(), url).open()
+            text = "x" * 25_000
+            app.input.fill(text)
+            app.input.press("Enter")
+            note = app.page.get_by_role("alert").filter(has_text="25,000 characters")
+            expect(note).to_contain_text("the limit is 20,000")
+            expect(app.input).to_have_value(text)  # kept, not cleared
+            expect(app.messages).to_have_count(0)  # and not sent
+            screenshot(app.page, "20-too-long")
+            app.input.fill("x" * 100)  # short enough again: the note goes
+            expect(note).to_have_count(0)
+            assert app.errors == []
+        finally:
+            context.close()
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_no_serious_accessibility_problem_on_the_page(
+        browser: Browser, app_alone: Callable[[str], AbstractContextManager[str]],
+        tmp_path: Path, scheme: str) -> None:
+    code = 'def greet(name):\n    return f"Hello, {name}!" + " and welcome" * 12  # long'
+    backup = {"format": "opea-chat", "version": 1, "conversations": [{
+        "title": "Some code", "messages": [
+            {"role": "user", "content": "A greeting function?"},
+            {"role": "assistant", "content": f"Here:\n\n```python\n{code}\n```\n\n1. one"}]}]}
+    upload = tmp_path / "code.json"
+    upload.write_text(json.dumps(backup))
+    with app_alone(f"http://127.0.0.1:{pick_free_port()}") as url:
+        context = browser.new_context(color_scheme=scheme,  # type: ignore[arg-type]
+                                      viewport={"width": 1280, "height": 900})
+        try:
+            app = ChatPage(context.new_page(), url).open()
+            expect(app.input).to_be_focused()  # no Tab presses to reach it
+            assert accessibility_problems(app.page) == [], "the empty page"
+            app.open_section("Backup").locator("input[type=file]").set_input_files(
+                str(upload))
+            expect(app.assistant().get_by_test_id("stCode")).to_be_visible(timeout=30_000)
+            app.wait_idle()
+            assert accessibility_problems(app.page) == [], "a conversation"
+            app.open_section("Settings")
+            app.page.get_by_text("System prompt and parameters").click()
+            expect(app.page.get_by_label("System prompt")).to_be_visible()
+            assert accessibility_problems(app.page) == [], "the open settings"
+            screenshot(app.page, f"21-accessible-{scheme}", full_page=True)
+        finally:
+            context.close()

@@ -47,15 +47,22 @@ def test_a_click_wins_over_the_address_unless_the_address_changed(history: Histo
     assert page_state.current_conversation(history, state, a.id).id != a.id
 
 
-def test_the_sidebar_lists_conversations_with_messages_and_the_current_one(
-        history: History) -> None:
-    empty = history.create_conversation(title="empty")
-    other_empty = history.create_conversation(title="other empty")
+def test_the_sidebar_lists_conversations_with_messages_only(history: History) -> None:
+    history.create_conversation(title="empty")  # the welcome page, not a row
     used = history.create_conversation(title="used")
     history.add_question(used.id, "hi", None, ChatParams())
-    titles = [c.title for c in page_state.listed(history.conversations(), empty.id)]
-    assert titles == ["used", "empty"]
-    assert other_empty.title not in titles
+    assert [c.title for c in page_state.listed(history.conversations())] == ["used"]
+
+
+def test_an_example_prompt_is_asked_in_the_conversation(history: History) -> None:
+    state: dict[str, Any] = {}
+    conversation = history.create_conversation(params=ChatParams(max_tokens=99))
+    page_state.ask(history, state, conversation.id, "Write a haiku about the sea.", "m")
+    [question] = history.messages(conversation.id)
+    assert (question.role, question.content, question.model) == (
+        "user", "Write a haiku about the sea.", "m")
+    assert state[page_state.ANSWER_FOR] == conversation.id
+    page_state.ask(history, state, 12345, "gone", "m")  # deleted meanwhile: nothing happens
 
 
 def test_new_conversation_does_not_pile_up_empty_ones(history: History) -> None:
