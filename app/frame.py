@@ -16,6 +16,7 @@ Both are fixed text written here, never model output or anything a user typed.
 
 from __future__ import annotations
 
+import html
 import json
 
 from app.chat import MAX_INPUT_CHARS
@@ -26,6 +27,12 @@ FAILURES_BEFORE_STOPPED = 2  # one missed check can be a busy machine
 
 STYLE = """
 <style>
+/* Copy: a plain button drawn like Streamlit's tertiary ones. */
+button.opea-copy {
+  background: none; border: none; padding: 0.25rem 0; cursor: pointer;
+  font: inherit; color: inherit; display: inline-flex; gap: 0.3rem; align-items: center;
+}
+button.opea-copy:hover, button.opea-copy:focus-visible { text-decoration: underline; }
 /* One Stop: the page's own (see app/frame.py). */
 [data-testid="stStatusWidget"] { display: none !important; }
 /* The conversation's title heads the page, at the size of a title, not a poster. */
@@ -156,6 +163,14 @@ WATCH_SCRIPT = """
       event.stopImmediatePropagation();
     }
   }, true);
+  // Copy: the answer's own text (Markdown) rides on the button (see copy_button).
+  document.addEventListener("click", async (event) => {
+    const button = event.target.closest && event.target.closest("button.opea-copy");
+    if (!button) return;
+    await navigator.clipboard.writeText(button.dataset.copy);
+    button.textContent = "Copied";
+    setTimeout(() => { button.textContent = "Copy answer"; }, 2000);
+  });
   document.addEventListener("input", (event) => {
     const box = chatBox();
     if (event.target === box && document.getElementById("opea-chat-too-long")) tooLong(box);
@@ -175,3 +190,10 @@ WATCH_SCRIPT = """
     .replace("FAILURES", str(FAILURES_BEFORE_STOPPED)) \
     .replace("CHECK_EVERY_MS", str(CHECK_EVERY_MS)) \
     .replace("MAX_CHARS", str(MAX_INPUT_CHARS))
+
+
+def copy_button(answer: str) -> str:
+    """A button that copies ``answer`` (the page's script does the copying). The text is an
+    escaped attribute value, never markup; the page's sanitizer checks it again."""
+    return (f'<button type="button" class="opea-copy" data-copy="{html.escape(answer)}">'
+            "Copy answer</button>")

@@ -16,7 +16,7 @@ from app.cache import SETTING as CACHE_SETTING
 from app.export import MAX_IMPORT_BYTES, parse_json, to_json, to_markdown
 from app.generation import Generation, Generations, silence_timeout
 from app.history import FILE_NAME, Conversation, History, Message, set_aside
-from app.page_state import ANSWER_FOR, EDIT_PROBLEM, EDITING, NOTICE, UNDO, key
+from app.page_state import ANSWER_FOR, EDIT_PROBLEM, EDITING, NOTICE, TOAST, UNDO, key
 from app.prompts import all_templates
 from app.render import safe_markdown, typed_markdown
 from app.stack_status import LiveStatus, StackInfo, live_status, stack_info
@@ -31,6 +31,8 @@ STOP_SHORTCUT = "Esc"
 STOPPED = "stopped"
 ANSWERS_SEEN = "answers_seen"  # the Generations this tab used (for Quit)
 FOLLOW_EVERY_S = 0.05
+LONG_QUESTION_CHARS = 600
+LONG_QUESTION_LINES = 8
 EXAMPLES = (
     "Explain how a rainbow forms, in three sentences.",
     "Write a haiku about the sea.",
@@ -303,9 +305,10 @@ def settings_panel(history: History, conversation: Conversation, info: StackInfo
         name_column, save_column = st.columns([3, 1], vertical_alignment="bottom")
         name = name_column.text_input("Save this prompt as a template", key="template_name",
                                       placeholder="Template name")
-        if save_column.button("Save", key="save_template", disabled=not name.strip()):
-            history.save_template(name, str(state[keys["system"]]))
-            st.toast(f"Saved template “{safe_markdown(name.strip())}”.")
+        # A callback, so the template list drawn above already holds it after the click.
+        save_column.button("Save", key="save_template", disabled=not name.strip(),
+                           on_click=page_state.save_template,
+                           args=(history, state, keys["system"]))
         temperature, top_p, max_tokens = st.columns(3)
         temperature.slider("Temperature", 0.0, 2.0, step=0.05, key=keys["temperature"],
                            on_change=save, args=save_args)
@@ -313,6 +316,18 @@ def settings_panel(history: History, conversation: Conversation, info: StackInfo
                      args=save_args)
         max_tokens.number_input("Max tokens", 16, max(64, info.context_size // 2), step=64,
                                 key=keys["max_tokens"], on_change=save, args=save_args)
+
+
+def show_question(text: str) -> None:
+    """A question; a long one collapsed to its start, the whole of it one click away."""
+    shown = typed_markdown(text)
+    if len(text) <= LONG_QUESTION_CHARS and text.count("\n") < LONG_QUESTION_LINES:
+        st.markdown(shown)
+        return
+    start = "\n".join(text[:LONG_QUESTION_CHARS].splitlines()[:LONG_QUESTION_LINES])
+    st.markdown(typed_markdown(start.rstrip() + " …"))
+    with st.expander(f"Show the whole question ({len(text):,} characters)"):
+        st.markdown(shown)
 
 
 def show_message(history: History, conversation: Conversation, message: Message,
@@ -331,13 +346,13 @@ def show_message(history: History, conversation: Conversation, message: Message,
                 cancel.button("Cancel", key=f"cancel-edit-{message.id}",
                               on_click=page_state.cancel_edit, args=(state,))
                 return
-            st.markdown(typed_markdown(message.content))
-            text, edit = st.columns([6, 1], vertical_alignment="center")
+            show_question(message.content)
+            text, edit = st.columns([4, 1], vertical_alignment="center")
             text.caption(stamp(message.created_at))
             if is_last and answering:
                 return  # no edit while its answer is being written
-            edit.button("", key=f"edit-button-{message.id}", icon=":material/edit:",
-                        type="tertiary",
+            edit.button("Edit question", key=f"edit-button-{message.id}",
+                        icon=":material/edit:", type="tertiary",
                         help="Edit and resend (replaces what came after)",
                         on_click=page_state.start_edit, args=(state, message.id,
                                                               message.content))
@@ -359,15 +374,19 @@ def show_message(history: History, conversation: Conversation, message: Message,
             turns = "turn" if message.left_out == 1 else "turns"
             st.caption(f":material/warning: {message.left_out} earlier {turns} left out to fit "
                        "the model's context window.")
-        text, action = st.columns([6, 1], vertical_alignment="center")
-        text.caption(stats_line(message))
+        st.caption(stats_line(message))
+        copy, action, _ = st.columns([1, 1, 3], vertical_alignment="center")
+        if message.content:
+            with copy:
+                st.html(frame.copy_button(message.content))
         if message.status == "failed":
             action.button("Retry", key=f"retry-{message.id}", icon=":material/refresh:",
                           on_click=page_state.ask_again,
                           args=(history, state, conversation.id, message.id))
         elif is_last:
-            action.button("", key=f"regenerate-{message.id}", icon=":material/refresh:",
-                          type="tertiary", help="Regenerate this answer",
+            action.button("Regenerate", key=f"regenerate-{message.id}",
+                          icon=":material/refresh:", type="tertiary",
+                          help="Write this answer again (replaces it)",
                           on_click=page_state.ask_again,
                           args=(history, state, conversation.id, message.id))
 
@@ -422,6 +441,8 @@ def page() -> None:
     info = stack_info()
     if notice := state.pop(NOTICE, None):
         st.success(notice)
+    if toast := state.pop(TOAST, None):
+        st.toast(safe_markdown(toast))
     try:
         history = open_history(str(resolve_paths().data_dir / FILE_NAME))
     except HistoryError as error:

@@ -23,6 +23,8 @@ EDITING = "editing"  # the question being edited
 EDIT_PROBLEM = "edit_problem"
 UNDO = "undo_title"  # the title of the conversation just deleted
 NOTICE = "notice"  # a one-time message for the next run
+TOAST = "toast"  # a one-time passing message for the next run
+TEMPLATE_NAME = "template_name"
 def key(name: str, conversation_id: int) -> str:
     return f"{name}-{conversation_id}"
 
@@ -158,3 +160,12 @@ def apply_template(history: History, state: State, conversation: Conversation,
             state[keys["system"]] = template.system_prompt
             save_settings(history, state, conversation)
             return
+
+
+def save_template(history: History, state: State, system_key: str) -> None:
+    """Save the system prompt under the name typed (before the page draws the list)."""
+    name = str(state.get(TEMPLATE_NAME, "")).strip()
+    if not name:
+        return
+    history.save_template(name, str(state.get(system_key, "")))
+    state[TOAST] = f"Saved template “{name}”."

@@ -86,9 +86,8 @@ def test_stop_ends_generation_upstream_and_keeps_the_partial_answer(
     disconnects = llm_log(launched).count("Disconnected from client")
     app.send("Write a very long story about a dragon who learns to cook.")
     app.stop_button.wait_for(timeout=60_000)
+    grows(app, 10)  # tokens are coming
     answer = app.assistant().get_by_test_id("stMarkdownContainer").first
-    answer.wait_for(timeout=60_000)
-    time.sleep(1.5)
     screenshot(app.page, "04-before-stop")
     app.page.keyboard.press("Escape")  # the Stop button's shortcut
     app.assistant().get_by_text("Stopped: the answer above is partial.").wait_for(
@@ -143,7 +142,10 @@ def grows(app: ChatPage, than: int) -> None:
             const answers = [...document.querySelectorAll('[data-testid="stChatMessage"]')]
                 .filter(m => m.querySelector('[data-testid="stChatMessageAvatarAssistant"]'));
             const last = answers[answers.length - 1];
-            const text = last && last.querySelector('[data-testid="stMarkdownContainer"]');
+            if (!last) return false;
+            // The answer's text, not the "Waiting for the first token" caption.
+            const text = [...last.querySelectorAll('[data-testid="stMarkdownContainer"]')]
+                .find(e => !e.closest('[data-testid="stCaptionContainer"]'));
             return !!text && text.innerText.length > count;
         }""", arg=[than], timeout=60_000)
 
@@ -512,5 +514,46 @@ def test_no_serious_accessibility_problem_on_the_page(
             expect(app.page.get_by_label("System prompt")).to_be_visible()
             assert accessibility_problems(app.page) == [], "the open settings"
             screenshot(app.page, f"21-accessible-{scheme}", full_page=True)
+        finally:
+            context.close()
+
+
+def test_each_message_has_a_labelled_action_row(
+        browser: Browser, app_alone: Callable[[str], AbstractContextManager[str]],
+        tmp_path: Path) -> None:
+    answer = "Sure:\n\n- **one** thing\n- `two` things"
+    long_question = "Please read all of this. " * 60
+    backup = {"format": "opea-chat", "version": 1, "conversations": [{
+        "title": "Actions", "messages": [
+            {"role": "user", "content": "Short question?"},
+            {"role": "assistant", "content": answer},
+            {"role": "user", "content": long_question},
+            {"role": "assistant", "content": "Done reading."}]}]}
+    upload = tmp_path / "actions.json"
+    upload.write_text(json.dumps(backup))
+    with app_alone(f"http://127.0.0.1:{pick_free_port()}") as url:
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        context.grant_permissions(["clipboard-read", "clipboard-write"])
+        try:
+            app = ChatPage(context.new_page(), url).open()
+            app.open_section("Backup").locator("input[type=file]").set_input_files(
+                str(upload))
+            expect(app.messages).to_have_count(4, timeout=30_000)
+            first_question, first_answer = app.messages.nth(0), app.messages.nth(1)
+            expect(first_question.get_by_role("button", name="Edit question")).to_be_visible()
+            copy = first_answer.get_by_role("button", name="Copy answer")
+            copy.click()
+            expect(copy).to_have_text("Copied")
+            assert app.page.evaluate("navigator.clipboard.readText()") == answer
+            expect(app.messages.nth(3).get_by_role("button", name="Regenerate")
+                   ).to_be_visible()
+            # A long question is collapsed to its start, the whole of it one click away.
+            long_one = app.messages.nth(2)
+            expect(long_one.get_by_text(re.compile(r"Show the whole question"))
+                   ).to_be_visible()
+            assert len(long_one.get_by_test_id("stMarkdownContainer").first.inner_text()) \
+                < len(long_question)
+            screenshot(app.page, "22-action-row")
+            assert app.errors == []
         finally:
             context.close()

@@ -146,3 +146,13 @@ def test_a_saved_template_with_a_built_in_name_replaces_it() -> None:
     names = [(t.name, t.system_prompt) for t in all_templates(mine)]
     assert ("Concise", "Mine.") in names and names[-1] == ("Zed", "z")
     assert sum(name == "Concise" for name, _ in names) == 1
+
+
+def test_a_saved_template_is_there_for_the_next_drawing_of_the_list(history: History) -> None:
+    state: dict[str, Any] = {page_state.TEMPLATE_NAME: "  Pirate ", "system-1": "Say arr."}
+    page_state.save_template(history, state, "system-1")
+    assert [(t.name, t.system_prompt) for t in history.templates()] == [("Pirate", "Say arr.")]
+    assert state[page_state.TOAST] == "Saved template “Pirate”."
+    state = {page_state.TEMPLATE_NAME: "   ", "system-1": "x"}
+    page_state.save_template(history, state, "system-1")  # no name: nothing saved
+    assert len(history.templates()) == 1 and page_state.TOAST not in state
