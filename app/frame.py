@@ -167,8 +167,12 @@ WATCH_SCRIPT = """
   document.addEventListener("click", async (event) => {
     const button = event.target.closest && event.target.closest("button.opea-copy");
     if (!button) return;
-    await navigator.clipboard.writeText(button.dataset.copy);
-    button.textContent = "Copied";
+    try {
+      await navigator.clipboard.writeText(button.dataset.copy);
+      button.textContent = "Copied";
+    } catch (error) {
+      button.textContent = "Copy failed: " + error;
+    }
     setTimeout(() => { button.textContent = "Copy answer"; }, 2000);
   });
   document.addEventListener("input", (event) => {

@@ -539,9 +539,11 @@ def test_each_message_has_a_labelled_action_row(
             app.open_section("Backup").locator("input[type=file]").set_input_files(
                 str(upload))
             expect(app.messages).to_have_count(4, timeout=30_000)
+            app.wait_idle()
             first_question, first_answer = app.messages.nth(0), app.messages.nth(1)
             expect(first_question.get_by_role("button", name="Edit question")).to_be_visible()
-            copy = first_answer.get_by_role("button", name="Copy answer")
+            expect(first_answer.get_by_role("button", name="Copy answer")).to_be_visible()
+            copy = first_answer.locator("button.opea-copy")
             copy.click()
             expect(copy).to_have_text("Copied")
             assert app.page.evaluate("navigator.clipboard.readText()") == answer
