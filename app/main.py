@@ -137,6 +137,7 @@ def sidebar(history: History, info: StackInfo, conversation: Conversation,
                       value=bool(history.setting(CACHE_SETTING, True)), key="cache_on",
                       on_change=lambda: history.set_setting(CACHE_SETTING,
                                                             bool(state["cache_on"])))
+            defaults_panel(history, info)
             if st.button("Empty the answer cache", key="empty_cache"):
                 st.toast(f"Removed {history.clear_answer_cache()} cached answers.")
             st.caption(f"Keys: Enter sends · Shift+Enter new line · "
@@ -145,6 +146,20 @@ def sidebar(history: History, info: StackInfo, conversation: Conversation,
                        "your system's.")
         with st.expander("Backup", icon=":material/archive:"):
             backup(history)
+
+
+def defaults_panel(history: History, info: StackInfo) -> None:
+    """What new conversations start with (each conversation's panel overrides it)."""
+    state = st.session_state
+    page_state.init_defaults(history, state)
+    keys, save = page_state.DEFAULT_KEYS, (history, state)
+    st.markdown("**New conversations start with**")
+    st.text_area("Default system prompt", key=keys["system"], height=80,
+                 on_change=page_state.save_defaults, args=save)
+    st.slider("Default temperature", 0.0, 2.0, step=0.05, key=keys["temperature"],
+              on_change=page_state.save_defaults, args=save)
+    st.number_input("Default max tokens", 16, max(64, info.context_size // 2), step=64,
+                    key=keys["max_tokens"], on_change=page_state.save_defaults, args=save)
 
 
 def model_panel(info: StackInfo, last_speed: float | None, generations: Generations

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import MutableMapping
 from typing import Any
 
+from app import defaults
 from app.chat import input_problem
 from app.history import Conversation, History, Template
 from opea.client import ChatParams
@@ -46,7 +47,7 @@ def current_conversation(history: History, state: State, address: int | None
             break
     if conversation is None:
         empty = [c for c in history.conversations() if not c.message_count]
-        conversation = empty[0] if empty else history.create_conversation()
+        conversation = empty[0] if empty else defaults.new_conversation(history)
     state[CURRENT] = state[ADDRESS] = conversation.id
     return conversation
 
@@ -66,7 +67,7 @@ def new_conversation(history: History, state: State) -> None:
     current = state.get(CURRENT)
     if current is not None and history.conversation(current) and not history.messages(current):
         return  # already on an empty conversation
-    conversation = history.create_conversation()
+    conversation = defaults.new_conversation(history)
     select(state, conversation.id)
 
 
@@ -169,3 +170,23 @@ def save_template(history: History, state: State, system_key: str) -> None:
         return
     history.save_template(name, str(state.get(system_key, "")))
     state[TOAST] = f"Saved template “{name}”."
+
+
+DEFAULT_KEYS = {"system": "default-system", "temperature": "default-temperature",
+                "max_tokens": "default-max-tokens"}
+
+
+def init_defaults(history: History, state: State) -> None:
+    """Give the Settings widgets the stored defaults, once per tab."""
+    system, params = defaults.defaults(history)
+    state.setdefault(DEFAULT_KEYS["system"], system)
+    state.setdefault(DEFAULT_KEYS["temperature"], params.temperature)
+    state.setdefault(DEFAULT_KEYS["max_tokens"], params.max_tokens)
+
+
+def save_defaults(history: History, state: State) -> None:
+    _, stored = defaults.defaults(history)
+    params = ChatParams(max_tokens=int(state[DEFAULT_KEYS["max_tokens"]]),
+                        temperature=float(state[DEFAULT_KEYS["temperature"]]),
+                        top_p=stored.top_p)
+    defaults.save_defaults(history, str(state[DEFAULT_KEYS["system"]]), params)

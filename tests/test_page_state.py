@@ -156,3 +156,24 @@ def test_a_saved_template_is_there_for_the_next_drawing_of_the_list(history: His
     state = {page_state.TEMPLATE_NAME: "   ", "system-1": "x"}
     page_state.save_template(history, state, "system-1")  # no name: nothing saved
     assert len(history.templates()) == 1 and page_state.TOAST not in state
+
+
+def test_defaults_set_in_settings_start_each_new_conversation_across_launches(
+        tmp_path: Path) -> None:
+    history = History(tmp_path / "history.sqlite3")
+    state: dict[str, Any] = {}
+    page_state.init_defaults(history, state)
+    assert state[page_state.DEFAULT_KEYS["system"]] == ""
+    state[page_state.DEFAULT_KEYS["system"]] = "Answer like a pirate."
+    state[page_state.DEFAULT_KEYS["temperature"]] = 0.2
+    state[page_state.DEFAULT_KEYS["max_tokens"]] = 256
+    page_state.save_defaults(history, state)
+    relaunched = History(tmp_path / "history.sqlite3")  # the next launch reads the file
+    page_state.new_conversation(relaunched, state := {})
+    conversation = relaunched.conversation(state[page_state.CURRENT])
+    assert conversation is not None
+    assert conversation.system_prompt == "Answer like a pirate."
+    assert (conversation.params.temperature, conversation.params.max_tokens) == (0.2, 256)
+    fresh: dict[str, Any] = {}
+    page_state.init_defaults(relaunched, fresh)  # a new tab shows the stored defaults
+    assert fresh[page_state.DEFAULT_KEYS["system"]] == "Answer like a pirate."
