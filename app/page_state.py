@@ -131,7 +131,11 @@ def send_edit(history: History, state: State, conversation_id: int, message_id: 
 
 
 def settings_keys(conversation: Conversation) -> dict[str, str]:
-    return {name: key(name, conversation.id)
+    return settings_keys_for(conversation.id)
+
+
+def settings_keys_for(conversation_id: int) -> dict[str, str]:
+    return {name: key(name, conversation_id)
             for name in ("system", "temperature", "top_p", "max_tokens", "template")}
 
 
@@ -189,4 +193,11 @@ def save_defaults(history: History, state: State) -> None:
     params = ChatParams(max_tokens=int(state[DEFAULT_KEYS["max_tokens"]]),
                         temperature=float(state[DEFAULT_KEYS["temperature"]]),
                         top_p=stored.top_p)
-    defaults.save_defaults(history, str(state[DEFAULT_KEYS["system"]]), params)
+    system = str(state[DEFAULT_KEYS["system"]])
+    defaults.save_defaults(history, system, params)
+    # The empty conversation on screen is a new one too: it takes the defaults at once.
+    current = state.get(CURRENT)
+    if current is not None and history.conversation(current) and not history.messages(current):
+        history.configure(current, system, params)
+        for name in settings_keys_for(current).values():
+            state.pop(name, None)  # its panel shows the new values

@@ -559,3 +559,29 @@ def test_each_message_has_a_labelled_action_row(
             assert app.errors == []
         finally:
             context.close()
+
+
+def test_defaults_hold_across_conversations_and_launches(
+        browser: Browser, app_alone: Callable[[str], AbstractContextManager[str]]) -> None:
+    dead = f"http://127.0.0.1:{pick_free_port()}"
+    pirate = "Answer like a pirate."
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    try:
+        with app_alone(dead) as url:
+            app = ChatPage(context.new_page(), url).open()
+            section = app.open_section("Settings")
+            section.get_by_label("Default system prompt").fill(pirate)
+            section.get_by_label("Default system prompt").press("Tab")  # committed
+            app.page.get_by_text("System prompt and parameters").click()
+            expect(app.page.get_by_label("System prompt", exact=True)).to_have_value(
+                pirate, timeout=30_000)
+            screenshot(app.page, "23-defaults-set")
+        with app_alone(dead) as url:  # the next launch, the same history
+            app = ChatPage(context.new_page(), url).open()
+            app.page.get_by_text("System prompt and parameters").click()
+            expect(app.page.get_by_label("System prompt", exact=True)).to_have_value(pirate)
+            section = app.open_section("Settings")
+            expect(section.get_by_label("Default system prompt")).to_have_value(pirate)
+            screenshot(app.page, "24-defaults-after-relaunch")
+    finally:
+        context.close()

@@ -177,3 +177,15 @@ def test_defaults_set_in_settings_start_each_new_conversation_across_launches(
     fresh: dict[str, Any] = {}
     page_state.init_defaults(relaunched, fresh)  # a new tab shows the stored defaults
     assert fresh[page_state.DEFAULT_KEYS["system"]] == "Answer like a pirate."
+
+
+def test_new_defaults_apply_to_the_empty_conversation_on_screen(history: History) -> None:
+    state: dict[str, Any] = {}
+    shown = page_state.current_conversation(history, state, None)
+    state[page_state.key("system", shown.id)] = "old panel value"
+    page_state.init_defaults(history, state)
+    state[page_state.DEFAULT_KEYS["system"]] = "Be kind."
+    page_state.save_defaults(history, state)
+    updated = history.conversation(shown.id)
+    assert updated is not None and updated.system_prompt == "Be kind."
+    assert page_state.key("system", shown.id) not in state  # the panel reloads it
