@@ -31,6 +31,7 @@ STOP_SHORTCUT = "Esc"
 STOPPED = "stopped"
 ANSWERS_SEEN = "answers_seen"  # the Generations this tab used (for Quit)
 FOLLOW_EVERY_S = 0.05
+CONVERSATION_LIST_PX = 360
 LONG_QUESTION_CHARS = 600
 LONG_QUESTION_LINES = 8
 EXAMPLES = (
@@ -122,10 +123,16 @@ def sidebar(history: History, info: StackInfo, conversation: Conversation,
         found = page_state.listed(history.conversations(search))
         if search and not found:
             st.caption("No conversation contains that text.")
-        for item in found:
-            st.button(safe_markdown(item.title), key=f"open-{item.id}", use_container_width=True,
-                      type="secondary" if item.id == conversation.id else "tertiary",
-                      on_click=page_state.select, args=(state, item.id))
+        # A scrolling list: a long history never pushes the sections below off screen.
+        with st.container(height=CONVERSATION_LIST_PX if len(found) > 8 else "content",
+                          border=False):
+            for label, group in page_state.by_date(found, time.time()):
+                st.caption(label)
+                for item in group:
+                    st.button(safe_markdown(item.title), key=f"open-{item.id}",
+                              use_container_width=True,
+                              type="secondary" if item.id == conversation.id else "tertiary",
+                              on_click=page_state.select, args=(state, item.id))
         if state.get(UNDO):
             st.info(f"Deleted “{safe_markdown(state[UNDO])}”.")
             st.button("Undo delete", key="undo", icon=":material/undo:",

@@ -7,6 +7,7 @@ here too, one per conversation, so switching conversation shows that conversatio
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import MutableMapping
 from typing import Any
 
@@ -56,6 +57,21 @@ def listed(conversations: list[Conversation]) -> list[Conversation]:
     """What the sidebar lists: conversations with messages (an empty one is the welcome
     page, reached with New conversation, not a row titled "New conversation")."""
     return [c for c in conversations if c.message_count]
+
+
+def by_date(conversations: list[Conversation], now: float) -> list[tuple[str, list[Conversation]]]:
+    """The sidebar's groups, newest first, by the day each was last used (local time):
+    Today, Yesterday, Previous 7 days, Previous 30 days, Older."""
+    today = datetime.date.fromtimestamp(now)
+    groups: dict[str, list[Conversation]] = {}
+    for conversation in conversations:
+        age = (today - datetime.date.fromtimestamp(conversation.updated_at)).days
+        label = "Today" if age <= 0 else "Yesterday" if age == 1 \
+            else "Previous 7 days" if age < 7 else "Previous 30 days" if age < 30 \
+            else "Older"
+        groups.setdefault(label, []).append(conversation)
+    order = ("Today", "Yesterday", "Previous 7 days", "Previous 30 days", "Older")
+    return [(label, groups[label]) for label in order if label in groups]
 
 
 def select(state: State, conversation_id: int) -> None:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from app import page_state
-from app.history import AnswerMeta, History, Template
+from app.history import AnswerMeta, Conversation, History, Template
 from app.page_state import ANSWER_FOR, CURRENT, EDIT_PROBLEM, EDITING, UNDO, key
 from app.prompts import BUILT_IN, all_templates
 from opea.client import ChatParams
@@ -189,3 +190,19 @@ def test_new_defaults_apply_to_the_empty_conversation_on_screen(history: History
     updated = history.conversation(shown.id)
     assert updated is not None and updated.system_prompt == "Be kind."
     assert page_state.key("system", shown.id) not in state  # the panel reloads it
+
+
+def test_the_sidebar_groups_conversations_by_the_day_they_were_last_used() -> None:
+    now = datetime.datetime(2026, 3, 10, 15, 0).timestamp()
+
+    def used(days: float, title: str) -> Conversation:
+        return Conversation(id=int(days * 10), title=title, system_prompt="",
+                            params=ChatParams(), created_at=0.0,
+                            updated_at=now - days * 86400, message_count=1)
+
+    conversations = [used(0.1, "a"), used(1, "b"), used(3, "c"), used(12, "d"),
+                     used(90, "e")]
+    assert [(label, [c.title for c in group])
+            for label, group in page_state.by_date(conversations, now)] == [
+        ("Today", ["a"]), ("Yesterday", ["b"]), ("Previous 7 days", ["c"]),
+        ("Previous 30 days", ["d"]), ("Older", ["e"])]
