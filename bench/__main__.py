@@ -25,7 +25,7 @@ from typing import Any
 
 import psutil
 
-from bench import cli_timing, launches, soak, streaming
+from bench import cli_timing, launches, page, soak, streaming
 from bench.report import markdown, performance_page
 from launcher.paths import resolve_paths
 from launcher.ports import pick_free_port
@@ -125,6 +125,9 @@ def running_session_sections(model: Path, runs: int, soak_chats: int) -> dict[st
             stream = streaming.compare(llm, mega, name, runs)
             say("8 concurrent streams each way")
             parallel = streaming.concurrent(llm, mega, name)
+            say("the chat page in Chromium against curl, same prompts")
+            in_page = page.compare(record["urls"]["app"], mega, runs)
+            say(json.dumps(in_page))
             say("opea-chat status with a running session")
             status_running = cli_timing.cold(home, ["status"])
             say(f"soak: {soak_chats} chats, 8 at a time")
@@ -134,7 +137,7 @@ def running_session_sections(model: Path, runs: int, soak_chats: int) -> dict[st
         finally:
             launches.cli(home, "stop")
             launcher.wait(60)
-    return {"streaming": stream, "concurrent": parallel, "soak": soaked,
+    return {"streaming": stream, "concurrent": parallel, "page": in_page, "soak": soaked,
             "status_running_s": status_running}
 
 
