@@ -24,9 +24,10 @@ from rich.markup import escape
 
 from launcher import checks as verdicts
 from launcher.checks import Check, Status, failed, passed, warned
+from launcher.devices import llama_cpp_offloads
 from launcher.docker_engine import DockerFacts, probe_docker
 from launcher.errors import ConfigError, OpeaChatError
-from launcher.gpu import GpuReport, probe_gpus
+from launcher.gpu import GpuReport, probe_gpus, slow_report
 from launcher.paths import Paths
 from launcher.preflight import (
     Ram,
@@ -294,6 +295,7 @@ def docker_stack_checks(found: Findings, paths: Paths, model: LocalModel,
     if client is None:
         return checks
     images = {c.image: c.service for c in containers}
+    known_cuda = {c.image: c.cuda_requirement for c in containers}
     here = {image: Probe(f"image {image}", partial(_image_facts, client, image))
             for image in images}
     facts: dict[str, ImageFacts | None] = {}
@@ -322,8 +324,9 @@ def docker_stack_checks(found: Findings, paths: Paths, model: LocalModel,
         service = images[image]
         checks.append(verdicts.image_check(service, image, fact.local_size,
                                            downloads.get(image), settings.pull))
-        cuda = verdicts.cuda_check(service, image, verdicts.cuda_requirement(fact.environment),
-                                   found.gpus)
+        # The image's own NVIDIA_REQUIRE_CUDA once it is here; before, what the stack knows.
+        requirement = verdicts.cuda_requirement(fact.environment) or known_cuda[image]
+        cuda = verdicts.cuda_check(service, image, requirement, found.gpus)
         if cuda is not None:
             checks.append(cuda)
     if found.engine.root_dir is not None:
@@ -420,8 +423,11 @@ def run_doctor(paths: Paths, flags: Mapping[str, Any], gpu_smoke: bool = False,
     settings, settings_problem = _settings(paths, flags)
     found_checks: list[Check] = [settings_problem] if settings_problem else []
 
+    offload_probe = Probe("llama.cpp", llama_cpp_offloads)
     try:
         gpus = gpu_probe.result(deadline)
+    except ProbeTimeout:
+        gpus = slow_report(time.monotonic() - gpu_probe.started)
     except BaseException as error:
         gpus = GpuReport(problem=f"probing the GPUs failed: {_failure(error)}")
     try:
@@ -438,6 +444,11 @@ def run_doctor(paths: Paths, flags: Mapping[str, Any], gpu_smoke: bool = False,
     machine = Machine(docker_facts.problem, docker_facts.nvidia_runtime, gpus)
     runtime, reason = choose_runtime(requested, machine if requested == "auto" else None)
     found_checks += verdicts.gpu_checks(gpus)
+    try:
+        offloads: bool | None = offload_probe.result(deadline)
+    except BaseException:
+        offloads = None
+    found_checks.append(verdicts.offload_check(offloads, gpus))
     found_checks.append(verdicts.docker_check(docker_facts, needed=runtime == "docker"))
     found_checks.append(verdicts.nvidia_runtime_check(docker_facts, gpus))
     found_checks.append(verdicts.runtime_check(requested, runtime, reason, gpus, docker_facts))

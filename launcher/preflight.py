@@ -15,6 +15,7 @@ from pathlib import Path
 import psutil
 
 from launcher.checks import (
+    RERANKER_VRAM,
     UNPACK_FACTOR,
     Check,
     MemoryTarget,
@@ -24,13 +25,14 @@ from launcher.checks import (
     memory_target,
 )
 from launcher.errors import ModelError
-from launcher.gpu import GpuReport
+from launcher.gpu import Gpu, GpuReport
 from launcher.plan import llm_spec
 from launcher.settings import Settings
 from models.catalogue import CatalogueEntry
 from models.formats import FORMATS
 from models.memory import ModelShape, estimate
 from models.store import LocalModel
+from opea.stack import PROFILES, tei_gpu_tag
 
 
 @dataclass(frozen=True)
@@ -67,9 +69,18 @@ def llm_memory_target(model_format: str, settings: Settings, runtime: str, gpus:
         needs_gpu = llm_spec(runtime, placeholder).needs_gpu
     except ModelError:  # not servable on this runtime: the plan says so on its own
         needs_gpu = False
-    return memory_target(FORMATS[model_format].server,
-                         gpus_for_llm(runtime, needs_gpu, settings.gpus, gpus),
-                         ram.available, ram.total)
+    given = gpus_for_llm(runtime, needs_gpu, settings.gpus, gpus)
+    return memory_target(FORMATS[model_format].server, given, ram.available, ram.total,
+                         reserved=reranker_vram(settings, given))
+
+
+def reranker_vram(settings: Settings, gpus: list[Gpu] | None) -> int:
+    """VRAM the reranker holds on the LLM's first GPU when the LLM starts: in the rag
+    profile the reranker starts first on the same GPU (see ``Profile.llm_after``)."""
+    if not gpus or "reranking" not in PROFILES[settings.profile].llm_after or \
+            tei_gpu_tag(gpus[0].compute_capability) is None:
+        return 0
+    return RERANKER_VRAM
 
 
 def model_fit(name: str, shape: ModelShape, model_format: str, settings: Settings,

@@ -20,6 +20,7 @@ from typing import Any
 
 from launcher.errors import ConfigError
 from launcher.paths import Paths
+from opea.stack import OPEA_RELEASE
 from opea.stack import PROFILES as STACK_PROFILES
 
 ENV_PREFIX = "OPEA_CHAT_"
@@ -53,7 +54,7 @@ class Settings:
     pull: str = "missing"
     gpus: str = "all"
     registry: str = ""
-    tag: str = "latest"
+    tag: str = OPEA_RELEASE
     embedding_model: str = "bge-base-en-v1.5"
     reranker_model: str = "bge-reranker-base"
     images: Mapping[str, str] = field(default_factory=dict)
