@@ -10,7 +10,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
 VERSION=${LLAMA_CPP_VERSION:-0.3.36}
-WHEELHOUSE=.wheelhouse
+# scripts/gpu-check.sh builds a CUDA wheel beside the CPU one, in its own folder.
+WHEELHOUSE=${WHEELHOUSE:-.wheelhouse}
+# A local sdist (a machine without network): LLAMA_CPP_SOURCE=/path/llama_cpp_python-X.tar.gz
+SOURCE=${LLAMA_CPP_SOURCE:-llama-cpp-python==$VERSION}
 
 if [ -z "${CMAKE_ARGS:-}" ]; then
     if command -v nvidia-smi >/dev/null 2>&1 && command -v nvcc >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
@@ -31,5 +34,5 @@ fi
 rm -f "$WHEELHOUSE"/llama_cpp_python-*.whl "$stamp"
 echo "llama-cpp-python $VERSION: building (a few minutes) with CMAKE_ARGS=$CMAKE_ARGS"
 CMAKE_ARGS="$CMAKE_ARGS" "$PY" -m pip wheel --no-cache-dir --no-deps \
-    -w "$WHEELHOUSE" "llama-cpp-python==$VERSION"
+    -w "$WHEELHOUSE" "$SOURCE"
 printf '%s' "$CMAKE_ARGS" > "$stamp"
