@@ -20,6 +20,8 @@ from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 
+from opea.stack import LLAMA_CPP_BUILD, OPEA_RELEASE
+
 ROOT = Path(__file__).resolve().parent.parent
 IMAGES = Path(__file__).resolve().parent / "images"
 CACHE = ROOT / ".cache" / "test-images"
@@ -27,9 +29,10 @@ INPUTS_LABEL = "org.opea-chat.test-inputs"
 
 BASE = "opea-chat-test/debian:bookworm"
 PYTHON = "opea-chat-test/python:bookworm"
-LLAMA_SERVER = "ghcr.io/ggml-org/llama.cpp:server"
-LLAMA_SERVER_CUDA = "ghcr.io/ggml-org/llama.cpp:server-cuda"
-CHATQNA = "opea/chatqna:latest"
+# The names the stack plans (pinned tags), so the stand-ins are what a launch would run.
+LLAMA_SERVER = f"ghcr.io/ggml-org/llama.cpp:server-{LLAMA_CPP_BUILD}"
+LLAMA_SERVER_CUDA = f"ghcr.io/ggml-org/llama.cpp:server-cuda-{LLAMA_CPP_BUILD}"
+CHATQNA = f"opea/chatqna:{OPEA_RELEASE}"
 NEVER_READY = "opea-chat-test/never-ready:latest"
 # What the stand-ins need inside: the megaservice, the LLM server and the app.
 ROOT_REQUIREMENTS = ("opea-comps", "llama-cpp-python", "streamlit", "httpx", "platformdirs",

@@ -4,11 +4,16 @@ device requests, image choice per GPU, loopback ports, read-only mounts, labels.
 from __future__ import annotations
 
 import importlib.metadata
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
+from pytest_mock import MockerFixture
 
-from launcher.checks import RERANKER_VRAM, gpus_for_llm
+from launcher.checks import RERANKER_VRAM, Status, cuda_check, gpus_for_llm
+from launcher.compose import compose_file
 from launcher.docker_plan import (
     ALL_GPUS,
     LABEL_HOME,
@@ -39,6 +44,7 @@ from opea.stack import (
     TEI_GPU_TAGS,
     tei_gpu_tag,
 )
+from tests.nvml import H200, fake_nvml
 
 GIB = 1 << 30
 
@@ -304,6 +310,15 @@ def test_llama_cpp_images_are_pinned_and_say_which_cuda_they_need(home: Path) ->
     # An image of the user's own: its CUDA is unknown until it is here.
     own, _ = plans(home, {"images": {"llm": "my/llama:cuda"}})
     assert own["llm"].cuda_requirement is None
+    # doctor's verdict before the image is pulled: the driver must support CUDA 12.8.
+    r550 = GpuReport(gpus=(gpu(),), driver_version="550.54.15", cuda_version="12.4")
+    verdict = cuda_check("llm", llm.image, llm.cuda_requirement, r550)
+    assert verdict is not None and verdict.status is Status.FAIL
+    assert verdict.detail.startswith(f"{llm.image} needs cuda>=12.8 but NVIDIA driver "
+                                     "550.54.15 (CUDA up to 12.4) meets none of")
+    r570 = GpuReport(gpus=(gpu(),), driver_version="570.86.15", cuda_version="12.8")
+    passing = cuda_check("llm", llm.image, llm.cuda_requirement, r570)
+    assert passing is not None and passing.status is Status.PASS
 
 
 def test_opea_images_match_the_pinned_opea_comps_release(home: Path) -> None:
@@ -370,3 +385,32 @@ def test_missing_embedding_and_reranker_folders_stop_before_any_pull(home: Path)
     chat = plan_stack(load_settings(paths, {}), model, lambda port: True, lambda: 1,
                       runtime="docker")
     assert missing_model_folders(chat, paths.models_dir / "none") == []
+
+
+def test_export_compose_makes_the_tei_tag_a_variable(home: Path, mocker: MockerFixture,
+                                                     tmp_path: Path) -> None:
+    """TEI's GPU images are built for one compute capability (text-embeddings-inference
+    README.md, "Docker Images", v1.9); a file exported on an H200 and run on an RTX 5090 fails
+    with "Runtime compute cap 120 is not compatible with compile time compute cap 90". The
+    exported tag is ${TEI_GPU_TAG:-<this GPU's tag>}, which docker compose interpolates."""
+    fake_nvml(mocker, [H200])
+    paths = resolve_paths()
+    settings = load_settings(paths, {}, flags={"profile": "rag"})
+    text = compose_file(settings, paths)
+    document = yaml.safe_load(text)
+    image = document["services"]["reranking"]["image"]
+    assert image == "ghcr.io/huggingface/text-embeddings-inference:${TEI_GPU_TAG:-hopper-1.9}"
+    assert "# Note: the reranker's TEI image tag fits this machine's GPU; on another GPU set " \
+        "TEI_GPU_TAG" in text
+    assert document["services"]["embedding"]["image"].endswith(":cpu-1.6")
+    exported = tmp_path / "compose.yaml"
+    exported.write_text(text)
+    resolved = subprocess.run(["docker-compose", "-f", str(exported), "config"],
+                              capture_output=True, text=True, check=True, timeout=60,
+                              env={**os.environ, "TEI_GPU_TAG": "120-1.9"}).stdout
+    assert "image: ghcr.io/huggingface/text-embeddings-inference:120-1.9" in resolved
+
+    # Without a GPU at export the reranker runs on the CPU image, with no GPU request.
+    fake_nvml(mocker, [])
+    cpu = yaml.safe_load(compose_file(settings, paths))["services"]["reranking"]
+    assert cpu["image"].endswith(":cpu-1.6") and "deploy" not in cpu
