@@ -91,7 +91,8 @@ def test_chat_profile_pulled_from_a_registry_answers_and_stops_clean(
 
 def pulled_and_answered(launch: LaunchFactory, docker_client: docker.DockerClient,
                         registry: str, llm_image: str, chatqna_image: str) -> None:
-    launched = launch(*DOCKER_CPU, env={"OPEA_CHAT_REGISTRY": f"{registry}/",
+    # OPEA's REGISTRY replaces the `opea` namespace: the mirror keeps it in its path.
+    launched = launch(*DOCKER_CPU, env={"OPEA_CHAT_REGISTRY": f"{registry}/opea",
                                         "OPEA_CHAT_IMAGE_LLM": llm_image})
     launched.expect(READY)
     pulling = launched.expect(r"^Pulling 2 image\(s\), up to ([\d.,]+) MB to download: (.*)$")
