@@ -120,8 +120,8 @@ class LocalRuntime:
         if self.gpus.usable:
             need = model_need(plan.model, int(plan.values["context_size"]))
             self._placement = place_model(self.gpus, self._offloads, plan.model.name, need)
-        if self.placement.reason:
-            progress.note(self.placement.reason[0].upper() + self.placement.reason[1:] + ".")
+            # Under the Runtime line: which device runs the model, and why not the GPU.
+            progress.note(f"Device: {self.device()}")
 
     def start(self, service: PlannedService, plan: StackPlan) -> None:
         env = child_environment()

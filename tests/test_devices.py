@@ -81,7 +81,9 @@ def test_the_local_runtime_uses_a_gpu_only_with_a_gpu_build_of_llama_cpp(
     console = io.StringIO()
     cpu_build.prepare(plan, Progress(Console(file=console, width=300)))
     assert cpu_build.gpu_layers == 0 and cpu_build.device().startswith(f"CPU: {cpu_name()} (")
-    assert "This llama.cpp was built for the CPU, so the GPU stays unused" in console.getvalue()
+    assert f"Device: CPU: {cpu_name()} (NVIDIA H200, 139 of 141 GB free; NVIDIA H200, 139 of " \
+        "141 GB free unused: this llama.cpp was built for the CPU, so the GPU stays unused" \
+        in console.getvalue()
     assert service_command(plan.service("llm"), plan, cpu_build.gpu_layers)[-3:] == [
         "0", "--interrupt_requests", "False"]
 
@@ -90,7 +92,9 @@ def test_the_local_runtime_uses_a_gpu_only_with_a_gpu_build_of_llama_cpp(
     gpu_build = LocalRuntime(tmp_path)
     console = io.StringIO()
     gpu_build.prepare(plan, Progress(Console(file=console)))
-    assert gpu_build.gpu_layers == -1 and console.getvalue() == ""
+    assert gpu_build.gpu_layers == -1
+    assert console.getvalue().strip() == ("Device: GPU: NVIDIA H200, 139 of 141 GB free; "
+                                          "NVIDIA H200, 139 of 141 GB free")
     assert gpu_build.device() == ("GPU: NVIDIA H200, 139 of 141 GB free; "
                                   "NVIDIA H200, 139 of 141 GB free")
     command = service_command(plan.service("llm"), plan, gpu_build.gpu_layers)
@@ -111,7 +115,9 @@ def test_a_model_larger_than_the_vram_stays_on_the_cpu_and_the_runtime_line_says
     assert runtime.gpu_layers == 0
     assert runtime.device().startswith(f"CPU: {cpu_name()} (NVIDIA T400, 1 of 2 GB free unused: "
                                        "the model runs on the CPU: smollm2-135m needs about ")
-    assert "The model runs on the CPU: smollm2-135m needs about" in console.getvalue()
+    assert "Device: CPU: " in console.getvalue()
+    assert "unused: the model runs on the CPU: smollm2-135m needs about" in \
+        console.getvalue().replace("\n", " ")
     # The same model at a small context fits and goes to the GPU.
     fake_nvml(mocker, [FakeGpu(name="NVIDIA T400", compute_capability=(7, 5), total=2 * GIB,
                                free=GIB + GIB // 10)])
