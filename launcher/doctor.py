@@ -261,6 +261,22 @@ def _container_plans(settings: Settings, paths: Paths, model: LocalModel, gpus: 
     return containers
 
 
+def rag_models_check(settings: Settings, paths: Paths, model: LocalModel) -> Check | None:
+    """The embedding and reranker folders the rag containers read (launch refuses to pull
+    any image without them, with the same words)."""
+    from launcher.docker_plan import check_model_folders
+    from launcher.plan import plan_stack
+
+    plan = plan_stack(settings, model, lambda port: True, lambda: 0, "docker")
+    if plan.profile == "chat":
+        return None
+    try:
+        check_model_folders(plan, paths.models_dir)
+    except OpeaChatError as error:
+        return failed("models rag", error.message, error.hint or "")
+    return passed("models rag", f"the embedding and reranker models are in {paths.models_dir}")
+
+
 @dataclass(frozen=True)
 class ImageFacts:
     local_size: int | None
@@ -291,6 +307,9 @@ def docker_stack_checks(found: Findings, paths: Paths, model: LocalModel,
     except OpeaChatError as error:
         return [failed("stack", error.message, error.hint or "change the setting it names")]
     checks = [gpu_request(containers, found.gpus, found.engine.nvidia_runtime)]
+    folders = rag_models_check(settings, paths, model)
+    if folders is not None:
+        checks.append(folders)
     client = found.client
     if client is None:
         return checks

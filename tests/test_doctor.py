@@ -448,3 +448,29 @@ def test_the_hf_token_is_never_shown(home_with_model: Path, no_gpu: None,
     captured = capsys.readouterr()
     assert FAKE_TOKEN not in captured.out + captured.err
     assert "HF_TOKEN is set (not shown)" in captured.out
+
+
+def test_doctor_names_the_rag_models_missing_before_launch_would_pull(
+        home_with_model: Path, no_gpu: None, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """The same refusal as launch's (launcher.docker_plan.check_model_folders): OPEA's rag
+    containers read their models from /models with the hub offline."""
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    monkeypatch.setenv("OPEA_CHAT_PROFILE", "rag")
+    monkeypatch.setenv("OPEA_CHAT_GPUS", "none")
+    code, checks, _ = doctor(capsys, "--runtime", "docker")
+    assert code == 1
+    models = home_with_model / "models"
+    assert checks["models rag"] == {
+        "name": "models rag", "status": "fail",
+        "detail": f"the rag profile needs bge-base-en-v1.5, bge-reranker-base in {models}, "
+                  "which is not there",
+        "fix": "pull it first: `opea-chat models pull hf:BAAI/bge-base-en-v1.5`; "
+               "`opea-chat models pull hf:BAAI/bge-reranker-base`"}
+    (models / "bge-base-en-v1.5").mkdir()
+    (models / "bge-reranker-base").mkdir()
+    _, checks, _ = doctor(capsys, "--runtime", "docker")
+    assert checks["models rag"]["status"] == "pass"
+    monkeypatch.setenv("OPEA_CHAT_PROFILE", "chat")
+    _, checks, _ = doctor(capsys, "--runtime", "docker")
+    assert "models rag" not in checks
