@@ -71,7 +71,7 @@ command -v cmake >/dev/null 2>&1 || "$PY" -c 'import cmake' 2>/dev/null || \
 wheels="$CACHE/wheels-cuda-sm$arch"
 site="$CACHE/site-cuda-sm$arch"
 say "building llama-cpp-python with CUDA for sm_$arch into $wheels (minutes, once)"
-run env CMAKE_ARGS="-DGGML_CUDA=on -DCMAKE_CUDA_ARCHITECTURES=$arch" WHEELHOUSE="$wheels" \
+run env CMAKE_ARGS="-DGGML_CUDA=on -DCMAKE_CUDA_ARCHITECTURES=$arch" OPEA_CHAT_WHEELHOUSE="$wheels" \
     PYTHON="$PY" scripts/build-llama.sh
 run rm -rf "$site"
 run "$PY" -m pip install --quiet --no-deps --target "$site" --find-links "$wheels" \
