@@ -19,6 +19,7 @@ from launcher.checks import (
     UNPACK_FACTOR,
     Check,
     MemoryTarget,
+    Status,
     disk_check,
     fit_check,
     gpus_for_llm,
@@ -85,10 +86,21 @@ def reranker_vram(settings: Settings, gpus: list[Gpu] | None) -> int:
 
 def model_fit(name: str, shape: ModelShape, model_format: str, settings: Settings,
               runtime: str, gpus: GpuReport, ram: Ram) -> Check:
-    """Will the model fit the memory it runs in?"""
+    """Will the model fit the memory it runs in? On the local runtime with a llama.cpp that
+    can offload, that is the GPUs' VRAM where the model fits there (the local runtime then
+    puts it there, see ``launcher.devices``), else RAM."""
     server = FORMATS[model_format].server
-    return fit_check(name, estimate(shape, settings.context_size, server),
-                     llm_memory_target(model_format, settings, runtime, gpus, ram), server)
+    need = estimate(shape, settings.context_size, server)
+    if runtime == "local" and gpus.usable:
+        from launcher.devices import llama_cpp_offloads
+
+        if llama_cpp_offloads():
+            on_gpu = fit_check(name, need, memory_target(server, list(gpus.gpus), 0, 0),
+                               server)
+            if on_gpu.status is not Status.FAIL:
+                return on_gpu
+    return fit_check(name, need, llm_memory_target(model_format, settings, runtime, gpus, ram),
+                     server)
 
 
 def images_disk_check(root: Path, downloads: Mapping[str, int | None]) -> Check:

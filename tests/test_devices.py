@@ -12,11 +12,13 @@ import pynvml
 from pytest_mock import MockerFixture
 from rich.console import Console
 
+from launcher.checks import Status
 from launcher.devices import Placement, llama_cpp_offloads, place_model
 from launcher.gpu import GpuReport, probe_gpus
 from launcher.local_runtime import LocalRuntime, cpu_name, service_command
 from launcher.paths import resolve_paths
 from launcher.plan import StackPlan, plan_stack
+from launcher.preflight import Ram, model_fit
 from launcher.progress import Progress
 from launcher.settings import load_settings
 from models.memory import ModelShape, estimate
@@ -147,3 +149,24 @@ def test_an_nvml_failure_midway_falls_back_to_the_cpu(mocker: MockerFixture,
     report = probe_gpus()
     assert not report.usable and report.problem is not None
     assert LocalRuntime(tmp_path, report).device().startswith("CPU: ")
+
+
+def test_launch_and_doctor_check_the_fit_where_the_local_runtime_will_put_the_model(
+        mocker: MockerFixture, home: Path) -> None:
+    """With a CUDA build the local runtime runs a model that fits the VRAM on the GPU, so a
+    model larger than the free RAM but within the VRAM is not refused (launch and doctor
+    share launcher.preflight.model_fit)."""
+    fake_nvml(mocker, [H200])
+    settings = load_settings(resolve_paths(), {}, flags={"context_size": 4096})
+    shape = ModelShape(weight_bytes=40 * GIB, layers=80, kv_heads=8, head_dim=128)
+    ram = Ram(total=32 * GIB, available=30 * GIB)
+    cpu_build = model_fit("llama-70b", shape, "gguf", settings, "local", probe_gpus(), ram)
+    assert cpu_build.status is Status.FAIL and "RAM available" in cpu_build.detail
+    mocker.patch("llama_cpp.llama_supports_gpu_offload", return_value=True)
+    gpu_build = model_fit("llama-70b", shape, "gguf", settings, "local", probe_gpus(), ram)
+    assert gpu_build.status is Status.PASS
+    assert "VRAM available (VRAM of NVIDIA H200" in gpu_build.detail
+    # Too large for the VRAM too: judged against RAM, where it would then run.
+    huge = replace(shape, weight_bytes=400 * GIB)
+    assert "RAM available" in model_fit("huge", huge, "gguf", settings, "local", probe_gpus(),
+                                        ram).detail
