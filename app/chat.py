@@ -17,8 +17,8 @@ from app.cache import cache_key, cacheable
 from app.history import AnswerMeta, Conversation, History, Message
 from app.tokens import TokenCounter
 from app.trimming import fit_to_context
-from launcher.errors import OpeaChatError
 from opea.client import ChatParams, OpeaClient
+from opea.errors import OpeaChatError
 
 MAX_INPUT_CHARS = 20_000
 Clock = Callable[[], float]

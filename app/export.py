@@ -14,8 +14,8 @@ import time
 from dataclasses import asdict
 from typing import Any
 
+from app.errors import ImportFileError
 from app.history import Conversation, Message
-from launcher.errors import ImportFileError
 from opea.client import ChatParams
 
 FORMAT = "opea-chat"

@@ -23,12 +23,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from launcher.errors import (
-    HistoryCorruptError,
-    HistoryError,
-    HistoryLockedError,
-    HistoryTooNewError,
-)
+from app.errors import HistoryCorruptError, HistoryError, HistoryLockedError, HistoryTooNewError
 from opea.client import ChatParams
 
 FILE_NAME = "history.sqlite3"

@@ -14,6 +14,7 @@ import streamlit as st
 
 from app import chat, page_state, session_actions
 from app.cache import SETTING as CACHE_SETTING
+from app.errors import ContextOverflowError, HistoryError
 from app.export import MAX_IMPORT_BYTES, parse_json, to_json, to_markdown
 from app.history import FILE_NAME, Conversation, History, Message, set_aside
 from app.page_state import ANSWER_FOR, EDIT_PROBLEM, EDITING, NOTICE, UNDO, key
@@ -22,9 +23,9 @@ from app.render import safe_markdown, typed_markdown
 from app.stack_status import LiveStatus, StackInfo, live_status, stack_info
 from app.tokens import TokenCounter, estimate_tokens, gguf_counter
 from launcher import __version__
-from launcher.errors import ContextOverflowError, HistoryError, OpeaChatError
 from launcher.paths import resolve_paths
 from opea.client import OpeaClient
+from opea.errors import OpeaChatError
 
 PRODUCT = "opea-chat"
 NEW_CONVERSATION_SHORTCUT = "Ctrl+Shift+O"

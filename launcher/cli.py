@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from launcher import __version__
-from launcher.errors import Interrupted, OpeaChatError
+from launcher.errors import Interrupted
 from launcher.paths import resolve_paths
 from launcher.progress import Progress
 from launcher.settings import (
@@ -22,6 +22,7 @@ from launcher.settings import (
     load_settings,
     parse_image_flags,
 )
+from opea.errors import OpeaChatError
 
 if TYPE_CHECKING:
     from models.memory import ModelShape

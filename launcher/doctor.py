@@ -25,7 +25,7 @@ from rich.markup import escape
 from launcher import checks as verdicts
 from launcher.checks import Check, Status, failed, passed, warned
 from launcher.docker_engine import DockerFacts, probe_docker
-from launcher.errors import ConfigError, OpeaChatError
+from launcher.errors import ConfigError
 from launcher.gpu import GpuReport, probe_gpus
 from launcher.paths import Paths
 from launcher.preflight import (
@@ -52,6 +52,7 @@ from models.store import (
     resolve_model,
     unfinished_pulls,
 )
+from opea.errors import OpeaChatError
 
 if TYPE_CHECKING:
     import docker

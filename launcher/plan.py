@@ -12,9 +12,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from launcher import __version__
-from launcher.errors import ConfigError, ModelError, PortInUseError
+from launcher.errors import ConfigError, PortInUseError
 from launcher.ports import HOST
 from launcher.settings import Settings
+from models.errors import ModelError
 from models.formats import GGUF
 from models.store import LocalModel
 from opea.stack import LLAMA_CPP_PYTHON, LLAMA_CPP_SERVER, PROFILES, TGI, ServiceSpec

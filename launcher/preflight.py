@@ -23,11 +23,11 @@ from launcher.checks import (
     gpus_for_llm,
     memory_target,
 )
-from launcher.errors import ModelError
 from launcher.gpu import GpuReport
 from launcher.plan import llm_spec
 from launcher.settings import Settings
 from models.catalogue import CatalogueEntry
+from models.errors import ModelError
 from models.formats import FORMATS
 from models.memory import ModelShape, estimate
 from models.store import LocalModel

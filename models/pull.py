@@ -28,8 +28,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from launcher.errors import ModelError
 from models.catalogue import CATALOGUE, CatalogueEntry
+from models.errors import ModelError
 from models.formats import GGUF, HF_FOLDER
 from models.gguf import read_header
 from models.hf_folder import check_folder

@@ -11,8 +11,8 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from launcher.errors import ModelError
 from models.catalogue import CATALOGUE, CatalogueEntry
+from models.errors import ModelError
 from models.formats import GGUF, HF_FOLDER
 from models.gguf import GGUFHeader, read_header
 from models.hf_folder import CONFIG, INDEX, HFFolder, check_folder

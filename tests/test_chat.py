@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 
 from app import chat
+from app.errors import ContextOverflowError
 from app.history import AnswerMeta, History, Message
 from app.tokens import estimate_tokens, gguf_counter
-from launcher.errors import ClientError, ContextOverflowError, ServiceUnreachableError
 from launcher.ports import pick_free_port
 from opea.client import ChatParams, OpeaClient
+from opea.errors import ClientError, ServiceUnreachableError
 from tests.services import llm_server, megaservice
 
 ZERO = ChatParams(max_tokens=32, temperature=0.0, top_p=1.0)

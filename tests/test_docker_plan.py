@@ -17,12 +17,13 @@ from launcher.docker_plan import (
     check_gpu_request,
     container_plans,
 )
-from launcher.errors import ConfigError, GpuUnavailableError, ModelError
+from launcher.errors import ConfigError, GpuUnavailableError
 from launcher.gpu import Gpu, GpuReport
 from launcher.paths import resolve_paths
 from launcher.plan import plan_stack
 from launcher.runtime_choice import Machine, choose_runtime
 from launcher.settings import load_settings
+from models.errors import ModelError
 from models.formats import HF_FOLDER
 from models.store import LocalModel
 from opea.stack import TEI_GPU_TAGS, tei_gpu_tag

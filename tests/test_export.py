@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from app.errors import ImportFileError
 from app.export import MAX_IMPORT_BYTES, parse_json, to_json, to_markdown
 from app.history import AnswerMeta, History
-from launcher.errors import ImportFileError
 from opea.client import ChatParams
 
 PARAMS = ChatParams(max_tokens=100, temperature=0.0, top_p=0.5)
