@@ -37,7 +37,7 @@ from launcher.preflight import (
     probe_ram,
 )
 from launcher.runtime_choice import Machine, choose_runtime
-from launcher.settings import Settings, load_settings
+from launcher.settings import Settings, load_settings, typed_value
 from launcher.sizes import human_size
 from models.catalogue import CATALOGUE
 from models.formats import FORMATS, GGUF, HF_FOLDER
@@ -120,7 +120,8 @@ def _settings(paths: Paths, flags: Mapping[str, Any]) -> tuple[Settings, Check |
     try:
         return load_settings(paths, flags=flags), None
     except ConfigError as error:
-        fallback = Settings(**{k: v for k, v in flags.items() if v is not None})
+        fallback = Settings(**{k: typed_value(k, v, "flag") for k, v in flags.items()
+                               if v is not None})
         return fallback, failed("settings", error.message,
                                 error.hint or "fix the setting it names")
 
