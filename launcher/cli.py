@@ -26,6 +26,7 @@ from launcher.settings import (
 from opea.errors import OpeaChatError
 
 if TYPE_CHECKING:
+    from models.formats import ModelFormat
     from models.memory import ModelShape
 
 
@@ -133,7 +134,7 @@ def _model_row(model: Any) -> dict[str, Any]:
     return {**row, **_memory_need(shape, model.format)}
 
 
-def _memory_need(shape: ModelShape, model_format: str) -> dict[str, Any]:
+def _memory_need(shape: ModelShape, model_format: ModelFormat) -> dict[str, Any]:
     """The memory a model needs at the default context, as `models list` shows it."""
     from launcher.sizes import human_size
     from models.formats import FORMATS

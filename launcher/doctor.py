@@ -40,7 +40,7 @@ from launcher.runtime_choice import Machine, choose_runtime
 from launcher.settings import Settings, load_settings, typed_value
 from launcher.sizes import human_size
 from models.catalogue import CATALOGUE
-from models.formats import FORMATS, GGUF, HF_FOLDER
+from models.formats import FORMATS, ModelFormat
 from models.memory import estimate
 from models.store import (
     LocalModel,
@@ -221,7 +221,8 @@ def chosen_model(settings: Settings, paths: Paths) -> ChosenModel:
         ], ready=False)
     except OpeaChatError as error:
         path = Path(spec).expanduser()
-        model_format = HF_FOLDER if looks_like_path(spec) and path.is_dir() else GGUF
+        folder = looks_like_path(spec) and path.is_dir()
+        model_format = ModelFormat.HF_FOLDER if folder else ModelFormat.GGUF
         placeholder = LocalModel(path.stem if looks_like_path(spec) else spec, path, 0,
                                  model_format)
         return ChosenModel(placeholder, [failed(f"model {placeholder.name}", error.message,
