@@ -12,10 +12,11 @@ from pathlib import Path
 
 import opea
 from launcher.checks import Check, gpu_request_check, require
-from launcher.errors import GpuUnavailableError, ModelError
+from launcher.errors import GpuUnavailableError
 from launcher.gpu import GpuReport
 from launcher.plan import PlannedService, StackPlan, render
 from launcher.settings import Settings
+from models.errors import ModelError
 from opea.stack import Role, ServiceSpec, tei_gpu_tag
 
 LABEL_MANAGED = "org.opea-chat.managed"

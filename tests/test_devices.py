@@ -21,6 +21,7 @@ from launcher.plan import StackPlan, plan_stack
 from launcher.preflight import Ram, model_fit
 from launcher.progress import Progress
 from launcher.settings import load_settings
+from models.formats import ModelFormat
 from models.memory import ModelShape, estimate
 from models.store import LocalModel, inspect_model
 from tests.nvml import GIB, H200, FakeGpu, fake_nvml
@@ -160,13 +161,14 @@ def test_launch_and_doctor_check_the_fit_where_the_local_runtime_will_put_the_mo
     settings = load_settings(resolve_paths(), {}, flags={"context_size": 4096})
     shape = ModelShape(weight_bytes=40 * GIB, layers=80, kv_heads=8, head_dim=128)
     ram = Ram(total=32 * GIB, available=30 * GIB)
-    cpu_build = model_fit("llama-70b", shape, "gguf", settings, "local", probe_gpus(), ram)
+    gguf = ModelFormat.GGUF
+    cpu_build = model_fit("llama-70b", shape, gguf, settings, "local", probe_gpus(), ram)
     assert cpu_build.status is Status.FAIL and "RAM available" in cpu_build.detail
     mocker.patch("llama_cpp.llama_supports_gpu_offload", return_value=True)
-    gpu_build = model_fit("llama-70b", shape, "gguf", settings, "local", probe_gpus(), ram)
+    gpu_build = model_fit("llama-70b", shape, gguf, settings, "local", probe_gpus(), ram)
     assert gpu_build.status is Status.PASS
     assert "VRAM available (VRAM of NVIDIA H200" in gpu_build.detail
     # Too large for the VRAM too: judged against RAM, where it would then run.
     huge = replace(shape, weight_bytes=400 * GIB)
-    assert "RAM available" in model_fit("huge", huge, "gguf", settings, "local", probe_gpus(),
+    assert "RAM available" in model_fit("huge", huge, gguf, settings, "local", probe_gpus(),
                                         ram).detail

@@ -26,14 +26,15 @@ from launcher.docker_plan import (
     container_plans,
     missing_model_folders,
 )
-from launcher.errors import ConfigError, GpuUnavailableError, ModelError
+from launcher.errors import ConfigError, GpuUnavailableError
 from launcher.gpu import Gpu, GpuReport
 from launcher.paths import resolve_paths
 from launcher.plan import plan_stack
 from launcher.preflight import Ram, llm_memory_target
 from launcher.runtime_choice import Machine, choose_runtime
 from launcher.settings import load_settings
-from models.formats import HF_FOLDER
+from models.errors import ModelError
+from models.formats import ModelFormat
 from models.store import LocalModel
 from opea.stack import (
     HF_TOKEN_PLACEHOLDER,
@@ -155,7 +156,7 @@ def test_images_follow_registry_tag_and_per_service_overrides(home: Path) -> Non
 
 def test_a_hugging_face_folder_is_served_by_tgi_with_its_folder_mounted(
         home: Path, tmp_path: Path) -> None:
-    folder = LocalModel("qwen", tmp_path / "elsewhere" / "qwen", 10, format=HF_FOLDER)
+    folder = LocalModel("qwen", tmp_path / "elsewhere" / "qwen", 10, format=ModelFormat.HF_FOLDER)
     containers, _ = plans(home, model=folder)
     llm = containers["llm"]
     assert llm.image.startswith("ghcr.io/huggingface/text-generation-inference:")
@@ -167,7 +168,7 @@ def test_a_hugging_face_folder_is_served_by_tgi_with_its_folder_mounted(
 
 def test_the_local_runtime_refuses_folders_and_rag(home: Path, tmp_path: Path) -> None:
     settings = load_settings(resolve_paths(), {})
-    folder = LocalModel("qwen", tmp_path / "qwen", 10, format=HF_FOLDER)
+    folder = LocalModel("qwen", tmp_path / "qwen", 10, format=ModelFormat.HF_FOLDER)
     with pytest.raises(ModelError, match="the local runtime serves GGUF files"):
         plan_stack(settings, folder, lambda port: True, lambda: 1, runtime="local")
     rag = load_settings(resolve_paths(), {}, flags={"profile": "rag"})
@@ -212,7 +213,7 @@ TWO_GPUS = GpuReport(gpus=(gpu(), gpu()), driver_version="565.57", cuda_version=
 
 
 def folder_model(tmp_path: Path) -> LocalModel:
-    return LocalModel("qwen", tmp_path / "qwen", 10, format=HF_FOLDER)
+    return LocalModel("qwen", tmp_path / "qwen", 10, format=ModelFormat.HF_FOLDER)
 
 
 def option(command: list[str], name: str) -> str:
@@ -259,14 +260,14 @@ def test_in_the_rag_profile_the_reranker_starts_before_the_llm(home: Path,
     assert chat.service("llm").spec.waits_for == ()
 
     ram = Ram(total=64 * GIB, available=60 * GIB)
-    alone = llm_memory_target(HF_FOLDER, load_settings(resolve_paths(), {}), "docker",
+    alone = llm_memory_target(ModelFormat.HF_FOLDER, load_settings(resolve_paths(), {}), "docker",
                               ONE_GPU, ram)
-    beside = llm_memory_target(HF_FOLDER, settings, "docker", ONE_GPU, ram)
+    beside = llm_memory_target(ModelFormat.HF_FOLDER, settings, "docker", ONE_GPU, ram)
     assert alone.available - beside.available == RERANKER_VRAM
     # Where the reranker runs on the CPU (no TEI build for the GPU) it takes no VRAM.
     v100 = GpuReport(gpus=(gpu((7, 0), "Tesla V100"),), driver_version="565", cuda_version="12.7")
-    assert llm_memory_target(HF_FOLDER, settings, "docker", v100, ram).available == \
-        llm_memory_target(HF_FOLDER, load_settings(resolve_paths(), {}), "docker", v100,
+    assert llm_memory_target(ModelFormat.HF_FOLDER, settings, "docker", v100, ram).available == \
+        llm_memory_target(ModelFormat.HF_FOLDER, load_settings(resolve_paths(), {}), "docker", v100,
                           ram).available
 
 
