@@ -29,26 +29,28 @@ from launcher.errors import (
     OpeaChatError,
     ServiceExitedError,
 )
-from launcher.gpu import GpuReport
 from launcher.health import LOG_LINES, probe_each, wait_healthy
 from launcher.idle import IdleWatch
 from launcher.local_runtime import LocalRuntime
+from launcher.machine import MachineFacts, look_at_machine
 from launcher.paths import Paths
 from launcher.plan import PlannedService, StackPlan, plan_stack, template_values
 from launcher.ports import is_port_free, pick_free_port
 from launcher.preflight import model_download_disk, model_fit, model_shape, probe_ram
 from launcher.progress import Progress
 from launcher.runtime import Runtime
-from launcher.runtime_choice import choose_runtime, probe_machine
+from launcher.runtime_choice import choose_runtime
 from launcher.session_file import read_session, remove_session, write_session
 from launcher.settings import Settings
 from launcher.signals import StopRequest, stop_on_signals
-from launcher.stop import reap_leftovers, running_launcher
+from launcher.stop import needs_docker_reaping, reap_leftovers, running_launcher
 from models.pull import pull_model
 from models.store import LocalModel, ModelNotPulledError, resolve_model
 
 WATCH_INTERVAL = 0.25
 TICK = 0.1
+# Every probe of the machine (NVML, Docker, RAM) is done by then, answered or not.
+LOOK_WITHIN = 5.0
 
 
 def prepare_model(spec: str, paths: Paths, progress: Progress) -> LocalModel:
@@ -63,28 +65,29 @@ def prepare_model(spec: str, paths: Paths, progress: Progress) -> LocalModel:
         return resolve_model(spec, paths.models_dir)
 
 
-def check_model_fits(plan: StackPlan, settings: Settings, runtime: Runtime,
+def check_model_fits(plan: StackPlan, settings: Settings, machine: MachineFacts,
                      progress: Progress) -> None:
     """Refuse a model that cannot fit the memory it will run in, before any image pull;
     say how close it is when it fits only just."""
     shape = model_shape(plan.model)
     if shape is None:
         return
-    gpus = getattr(runtime, "gpus", None) or GpuReport()
     fit = require(model_fit(plan.model.name, shape, plan.model.format, settings,
-                            plan.runtime, gpus, probe_ram()), NotEnoughMemoryError)
+                            plan.runtime, machine.gpus, machine.ram or probe_ram()),
+                  NotEnoughMemoryError)
     if fit.status is Status.WARN:
         progress.note(f"Warning: {fit.detail}; {fit.fix}")
 
 
 def make_runtime(name: str, settings: Settings, paths: Paths,
-                 gpus: GpuReport | None = None) -> Runtime:
-    """``gpus``: what a probe already found (probing NVML again costs start-up time)."""
+                 machine: MachineFacts) -> Runtime:
+    """The runtime, given what the look at the machine found (no second probe)."""
     if name == "docker":
         from launcher.docker_runtime import DockerRuntime
 
-        return DockerRuntime(settings, paths, gpus=gpus)
-    return LocalRuntime(paths.log_dir, gpus)
+        return DockerRuntime(settings, paths, client=machine.docker_client(),
+                             gpus=machine.gpus)
+    return LocalRuntime(paths.log_dir, machine.gpus)
 
 
 def start_services(services: list[PlannedService], plan: StackPlan, runtime: Runtime,
@@ -256,72 +259,90 @@ class Session:
                        started=self.save)
 
 
-def _claim_home(paths: Paths, settings: Settings, progress: Progress) -> bool:
-    """One launcher per home. True when one already runs (its app is then opened);
-    otherwise clear what a killed one left and return False."""
-    record = read_session(paths.session_file)
+def _already_running(record: dict[str, Any] | None, settings: Settings,
+                     progress: Progress) -> bool:
+    """One launcher per home: True when one already runs (its app is then opened)."""
     launcher = running_launcher(record)
-    if launcher is not None and launcher.pid != os.getpid():
-        assert record is not None
-        url = record.get("urls", {}).get("app", "?")
-        progress.note(f"opea-chat is already running (launcher PID {launcher.pid}): {url}")
-        if settings.open_browser and open_in_browser(url, wait=5.0):
-            progress.note("Opened it in the browser.")
-        return True
-    left = reap_leftovers(paths, record)
+    if launcher is None or launcher.pid == os.getpid():
+        return False
+    assert record is not None
+    url = record.get("urls", {}).get("app", "?")
+    progress.note(f"opea-chat is already running (launcher PID {launcher.pid}): {url}")
+    if settings.open_browser and open_in_browser(url, wait=5.0):
+        progress.note("Opened it in the browser.")
+    return True
+
+
+def _reap(paths: Paths, record: dict[str, Any] | None, machine: MachineFacts,
+          progress: Progress) -> None:
+    """Clear what a killed launcher of this home left."""
+    left = reap_leftovers(paths, record, machine.client)
     if left:
         progress.note("Removed what an earlier launcher left running: " + ", ".join(left))
-    return False
 
 
 def launch(settings: Settings, paths: Paths, progress: Progress) -> int:
     with stop_on_signals() as stop, progress:
-        if _claim_home(paths, settings, progress):
+        record = read_session(paths.session_file)
+        if _already_running(record, settings, progress):
             return 0
+        # Docker only where it may be needed: a local launch never waits on the engine.
+        machine = look_at_machine(time.monotonic() + LOOK_WITHIN,
+                                  docker=settings.runtime != "local"
+                                  or needs_docker_reaping(record))
         try:
-            model = prepare_model(settings.model, paths, progress)
-        except ModelError:
-            # Ctrl+C reaches pip too (same terminal), which then fails the pull.
-            if stop():
-                raise Interrupted("stopped while pulling the model") from None
-            raise
-        machine = probe_machine() if settings.runtime == "auto" else None
-        runtime_name, reason = choose_runtime(settings.runtime, machine)
-        plan = plan_stack(settings, model, is_port_free, pick_free_port, runtime_name)
-        runtime = make_runtime(runtime_name, settings, paths,
-                               machine.gpus if machine is not None else None)
-        progress.note(f"Runtime: {runtime.name} ({reason}); profile: {plan.profile}; "
-                      f"model: {model.name} ({model.path}); logs: {paths.log_dir}")
-        for note in plan.notes:
-            progress.note(note)
-        session = Session(settings, paths, plan, runtime, progress, stop)
-        session.control.start()
-        left_behind: CleanupError | None = None
-        try:
-            session.save()
-            check_model_fits(plan, settings, runtime, progress)
-            runtime.prepare(plan, progress)
-            if stop():
-                raise Interrupted("stopped before anything was started")
-            start_services(list(plan.services), plan, runtime, stop, progress,
-                           started=session.save)
-            app_url = plan.service("app").url
-            progress.ready(app_url)
-            if settings.open_browser and not open_in_browser(app_url):
-                progress.note("No display found: open the address above in a browser.")
-            session.run()
-            progress.note(f"Stopping ({stop.signal_name}) ...")
+            return _launch(settings, paths, progress, stop, record, machine)
         finally:
-            progress.stop_waiting()
-            session.control.close()
-            try:
-                runtime.stop_all()
-            except CleanupError as problem:
-                left_behind = problem  # the session file stays: `stop` finds the rest
-                progress.note(f"Warning: {problem.one_line()}")
-            else:
-                remove_session(paths.session_file)
-        if left_behind is not None:
-            raise left_behind
-        progress.note("Stopped: every service opea-chat started has ended.")
-        return 0
+            machine.close()
+
+
+def _launch(settings: Settings, paths: Paths, progress: Progress, stop: StopRequest,
+            record: dict[str, Any] | None, machine: MachineFacts) -> int:
+    _reap(paths, record, machine, progress)
+    try:
+        model = prepare_model(settings.model, paths, progress)
+    except ModelError:
+        # Ctrl+C reaches pip too (same terminal), which then fails the pull.
+        if stop():
+            raise Interrupted("stopped while pulling the model") from None
+        raise
+    runtime_name, reason = choose_runtime(
+        settings.runtime, machine.for_runtime_choice() if settings.runtime == "auto"
+        else None)
+    plan = plan_stack(settings, model, is_port_free, pick_free_port, runtime_name)
+    runtime = make_runtime(runtime_name, settings, paths, machine)
+    progress.note(f"Runtime: {runtime.name} ({reason}); profile: {plan.profile}; "
+                  f"model: {model.name} ({model.path}); logs: {paths.log_dir}")
+    for note in plan.notes:
+        progress.note(note)
+    session = Session(settings, paths, plan, runtime, progress, stop)
+    session.control.start()
+    left_behind: CleanupError | None = None
+    try:
+        session.save()
+        check_model_fits(plan, settings, machine, progress)
+        runtime.prepare(plan, progress)
+        if stop():
+            raise Interrupted("stopped before anything was started")
+        start_services(list(plan.services), plan, runtime, stop, progress,
+                       started=session.save)
+        app_url = plan.service("app").url
+        progress.ready(app_url)
+        if settings.open_browser and not open_in_browser(app_url):
+            progress.note("No display found: open the address above in a browser.")
+        session.run()
+        progress.note(f"Stopping ({stop.signal_name}) ...")
+    finally:
+        progress.stop_waiting()
+        session.control.close()
+        try:
+            runtime.stop_all()
+        except CleanupError as problem:
+            left_behind = problem  # the session file stays: `stop` finds the rest
+            progress.note(f"Warning: {problem.one_line()}")
+        else:
+            remove_session(paths.session_file)
+    if left_behind is not None:
+        raise left_behind
+    progress.note("Stopped: every service opea-chat started has ended.")
+    return 0

@@ -11,7 +11,7 @@ import contextlib
 import os
 import signal
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psutil
 
@@ -20,6 +20,9 @@ from launcher.errors import ControlError, OpeaChatError
 from launcher.paths import Paths
 from launcher.progress import Progress
 from launcher.session_file import read_session, remove_session
+
+if TYPE_CHECKING:
+    import docker
 
 LAUNCHER_STOP_TIMEOUT = 60.0
 
@@ -63,26 +66,38 @@ def reap_local(record: dict[str, Any]) -> list[str]:
     return ended
 
 
-def reap_docker(paths: Paths) -> list[str]:
+def needs_docker_reaping(record: dict[str, Any] | None) -> bool:
+    """Whether a killed launcher may have left containers: its session says it ran on
+    Docker. Without a session file nothing was started (it is written before anything is);
+    a local session never started a container, so Docker is not asked at all."""
+    return record is not None and record.get("runtime") != "local"
+
+
+def reap_docker(paths: Paths, client: docker.DockerClient | None = None) -> list[str]:
     """Remove this home's labelled containers and networks, if Docker answers."""
     from launcher.docker_engine import connect
     from launcher.docker_plan import home_label
     from launcher.docker_runtime import remove_leftovers
 
+    own = client is None
     try:
-        client = connect(timeout=3)
+        client = client or connect(timeout=3)
     except OpeaChatError:
         return []
     try:
         return remove_leftovers(client, home_label(paths.state_dir))
     finally:
-        client.close()
+        if own:
+            client.close()
 
 
-def reap_leftovers(paths: Paths, record: dict[str, Any] | None) -> list[str]:
-    """What a dead launcher left: recorded processes and labelled containers."""
+def reap_leftovers(paths: Paths, record: dict[str, Any] | None,
+                   client: docker.DockerClient | None = None) -> list[str]:
+    """What a dead launcher left: recorded processes and labelled containers. ``client``:
+    a Docker connection already open (one is opened only where the session needs it)."""
     ended = reap_local(record) if record else []
-    ended += reap_docker(paths)
+    if needs_docker_reaping(record):
+        ended += reap_docker(paths, client)
     remove_session(paths.session_file)
     return ended
 
