@@ -28,6 +28,7 @@ import psutil
 
 from launcher.docker_plan import LABEL_HOME, home_label
 from launcher.ports import is_port_free, pick_free_port
+from launcher.records import ProcessRecord
 from launcher.session_file import read_session
 from opea.client import ChatParams, OpeaClient
 from opea.stack import CHAT_APP, CHAT_MEGASERVICE, LLAMA_CPP_PYTHON, LLAMA_CPP_SERVER
@@ -180,14 +181,15 @@ def time_launch(model: Path, runtime: str, extra: tuple[str, ...] = ()) -> Launc
                     raise RuntimeError("\n".join(output))
             _first_answer(f"http://127.0.0.1:{ports['megaservice']}", time.monotonic() + 120)
             timing.answered = time.monotonic() - started
-            record = read_session(home / "state" / "session.json") or {}
-            pids = [launcher.pid] + [s["pid"] for s in record.get("services", []) if "pid" in s]
+            record = read_session(home / "state" / "session.json")
+            services = record.services if record is not None else ()
+            pids = [launcher.pid] + [s.pid for s in services if isinstance(s, ProcessRecord)]
             timing.peak_rss_mb["launcher"] = _vm_hwm_mb(launcher.pid)
-            for service in record.get("services", []):
-                if "pid" in service:
-                    timing.peak_rss_mb[service["name"]] = _vm_hwm_mb(service["pid"])
-                elif "container" in service:
-                    timing.peak_rss_mb[service["name"]] = _container_peak_mb(service["container"])
+            for service in services:
+                if isinstance(service, ProcessRecord):
+                    timing.peak_rss_mb[service.name] = _vm_hwm_mb(service.pid)
+                else:
+                    timing.peak_rss_mb[service.name] = _container_peak_mb(service.container)
             docker_client = _docker_client()
             label = f"{LABEL_HOME}={home_label(home / 'state')}"
             try:

@@ -28,6 +28,7 @@ from launcher.errors import (
     NotEnoughMemoryError,
     OpeaChatError,
     ServiceExitedError,
+    SessionFileError,
 )
 from launcher.health import LOG_LINES, probe_each, wait_healthy
 from launcher.idle import IdleWatch
@@ -38,9 +39,20 @@ from launcher.plan import PlannedService, StackPlan, plan_stack, template_values
 from launcher.ports import is_port_free, pick_free_port
 from launcher.preflight import model_download_disk, model_fit, model_shape, probe_ram
 from launcher.progress import Progress
+from launcher.records import (
+    ContainerRecord,
+    ControlRecord,
+    ModelRecord,
+    ModelSwitch,
+    ProcessRecord,
+    Salvage,
+    ServiceHealth,
+    SessionRecord,
+    StatusReport,
+)
 from launcher.runtime import Runtime
 from launcher.runtime_choice import choose_runtime
-from launcher.session_file import read_session, remove_session, write_session
+from launcher.session_file import read_for_cleanup, remove_session, write_session
 from launcher.settings import Settings
 from launcher.signals import StopRequest, stop_on_signals
 from launcher.stop import needs_docker_reaping, reap_leftovers, running_launcher
@@ -147,49 +159,52 @@ class Session:
 
     # -- what other processes see ------------------------------------------------------
 
-    def record(self) -> dict[str, Any]:
+    def record(self) -> SessionRecord:
         with self._lock:
             return self._record(self.plan)
 
-    def _record(self, plan: StackPlan) -> dict[str, Any]:
+    def _record(self, plan: StackPlan) -> SessionRecord:
         me = psutil.Process()
-        return {
-            "launcher_pid": me.pid,
-            "launcher_create_time": me.create_time(),
-            "runtime": self.runtime.name,
-            "profile": plan.profile,
-            "model": {"name": plan.model.name, "path": str(plan.model.path),
-                      "format": plan.model.format},
-            "context_size": self.settings.context_size,
-            "started_at": self.started_at,
-            "urls": {service.name: service.url for service in plan.services},
-            "services": self.runtime.records(),
-            "control": {"port": self.control.port, "token": self.control.token},
-        }
+        return SessionRecord(
+            launcher_pid=me.pid,
+            launcher_create_time=me.create_time(),
+            runtime=self.runtime.name,
+            profile=plan.profile,
+            model=ModelRecord(name=plan.model.name, path=str(plan.model.path),
+                              format=plan.model.format),
+            context_size=self.settings.context_size,
+            started_at=self.started_at,
+            urls={service.name: service.url for service in plan.services},
+            services=tuple(self.runtime.records()),
+            control=ControlRecord(port=self.control.port, token=self.control.token),
+        )
 
     def save(self) -> None:
         write_session(self.paths.session_file, self.record())
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> StatusReport:
         """For `opea-chat status` and the app's model panel (called on another thread)."""
         with self._lock:
             plan = self.plan
         record = self._record(plan)
-        record.pop("control")
-        by_name = {entry["name"]: entry for entry in record.pop("services")}
-        record["running"] = True
-        record["uptime_s"] = round(time.time() - self.started_at, 1)
-        record["device"] = self.runtime.device()
+        by_name = {entry.name: entry for entry in record.services}
         answering = probe_each(plan.services)
-        record["services"] = [
-            {"name": service.name, "url": service.url,
-             "healthy": self.runtime.exit_status(service.name) is None
-             and answering[service.name],
-             **{key: value for key, value in by_name.get(service.name, {}).items()
-                if key in ("pid", "container", "id")}}
-            for service in plan.services
-        ]
-        return record
+
+        def health(service: PlannedService) -> ServiceHealth:
+            started = by_name.get(service.name)
+            return ServiceHealth(
+                name=service.name, url=service.url,
+                healthy=self.runtime.exit_status(service.name) is None
+                and answering[service.name],
+                pid=started.pid if isinstance(started, ProcessRecord) else None,
+                container=started.container if isinstance(started, ContainerRecord) else None)
+
+        return StatusReport(
+            running=True, launcher_pid=record.launcher_pid, runtime=record.runtime,
+            profile=record.profile, model=record.model, context_size=record.context_size,
+            started_at=record.started_at, uptime_s=round(time.time() - self.started_at, 1),
+            device=self.runtime.device(), urls=record.urls,
+            services=tuple(health(service) for service in plan.services))
 
     def request_stop(self, reason: str) -> None:
         self.stop.set(reason)
@@ -230,13 +245,13 @@ class Session:
         except OpeaChatError as error:
             request.reply.set_exception(error)
 
-    def switch_model(self, spec: str) -> dict[str, Any]:
+    def switch_model(self, spec: str) -> ModelSwitch:
         """Restart only the LLM service with another model; on failure, bring the old
         one back. The app's conversations live in its own store and are not touched."""
         old = self.plan
         model = prepare_model(spec, self.paths, self.progress)
         if model.path == old.model.path:
-            return {"model": model.name, "changed": False}
+            return ModelSwitch(model=model.name, changed=False)
         new = dataclasses.replace(old, model=model,
                                   values=template_values(self.settings, model))
         self.progress.note(f"Switching the model to {model.name} ({model.path}) ...")
@@ -249,7 +264,7 @@ class Session:
             self.runtime.stop_service("llm")
             self._start_llm(old)
             raise
-        return {"model": model.name, "changed": True}
+        return ModelSwitch(model=model.name, changed=True)
 
     def _start_llm(self, plan: StackPlan) -> None:
         self.runtime.prepare(plan, self.progress)
@@ -259,46 +274,50 @@ class Session:
                        started=self.save)
 
 
-def _already_running(record: dict[str, Any] | None, settings: Settings,
-                     progress: Progress) -> bool:
+def _already_running(record: SessionRecord | None, found: Salvage | None,
+                     problem: str | None, settings: Settings, progress: Progress) -> bool:
     """One launcher per home: True when one already runs (its app is then opened)."""
-    launcher = running_launcher(record)
+    launcher = running_launcher(found)
     if launcher is None or launcher.pid == os.getpid():
         return False
-    assert record is not None
-    url = record.get("urls", {}).get("app", "?")
+    if record is None:  # it runs, but its session file cannot be read
+        raise SessionFileError(f"opea-chat is already running (launcher PID {launcher.pid}) "
+                               f"and {problem}", hint="stop it with `opea-chat stop`")
+    url = record.urls.get("app", "?")
     progress.note(f"opea-chat is already running (launcher PID {launcher.pid}): {url}")
     if settings.open_browser and open_in_browser(url, wait=5.0):
         progress.note("Opened it in the browser.")
     return True
 
 
-def _reap(paths: Paths, record: dict[str, Any] | None, machine: MachineFacts,
+def _reap(paths: Paths, found: Salvage | None, problem: str | None, machine: MachineFacts,
           progress: Progress) -> None:
     """Clear what a killed launcher of this home left."""
-    left = reap_leftovers(paths, record, machine.client)
+    if problem is not None:
+        progress.note(f"Warning: {problem}")
+    left = reap_leftovers(paths, found, machine.client)
     if left:
         progress.note("Removed what an earlier launcher left running: " + ", ".join(left))
 
 
 def launch(settings: Settings, paths: Paths, progress: Progress) -> int:
     with stop_on_signals() as stop, progress:
-        record = read_session(paths.session_file)
-        if _already_running(record, settings, progress):
+        record, found, problem = read_for_cleanup(paths.session_file)
+        if _already_running(record, found, problem, settings, progress):
             return 0
         # Docker only where it may be needed: a local launch never waits on the engine.
         machine = look_at_machine(time.monotonic() + LOOK_WITHIN,
                                   docker=settings.runtime != "local"
-                                  or needs_docker_reaping(record))
+                                  or needs_docker_reaping(found))
         try:
-            return _launch(settings, paths, progress, stop, record, machine)
+            return _launch(settings, paths, progress, stop, (found, problem), machine)
         finally:
             machine.close()
 
 
 def _launch(settings: Settings, paths: Paths, progress: Progress, stop: StopRequest,
-            record: dict[str, Any] | None, machine: MachineFacts) -> int:
-    _reap(paths, record, machine, progress)
+            earlier: tuple[Salvage | None, str | None], machine: MachineFacts) -> int:
+    _reap(paths, *earlier, machine, progress)
     try:
         model = prepare_model(settings.model, paths, progress)
     except ModelError:

@@ -13,7 +13,6 @@ import os
 import platform
 import sys
 from pathlib import Path
-from typing import Any
 
 import app
 from launcher.errors import ConfigError
@@ -28,6 +27,7 @@ from launcher.processes import (
     stop_child,
 )
 from launcher.progress import Progress
+from launcher.records import ServiceRecord
 from opea.stack import MEGASERVICE_URL_VARIABLE, Role
 
 APP_SCRIPT = Path(app.__file__).parent / "main.py"
@@ -142,7 +142,7 @@ class LocalRuntime:
     def log_location(self, service: str) -> str:
         return str(self.log_dir / f"{service}.log")
 
-    def records(self) -> list[dict[str, Any]]:
+    def records(self) -> list[ServiceRecord]:
         return [child.record() for child in self._children.values()]
 
     def stop_service(self, service: str) -> None:

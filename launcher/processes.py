@@ -18,6 +18,8 @@ from pathlib import Path
 
 import psutil
 
+from launcher.records import ProcessRecord
+
 
 @dataclass
 class ChildProcess:
@@ -33,9 +35,9 @@ class ChildProcess:
     def exit_code(self) -> int | None:
         return self.popen.poll()
 
-    def record(self) -> dict[str, object]:
-        return {"name": self.name, "pid": self.pid, "pgid": self.pid,
-                "create_time": self.create_time, "log": str(self.log_path)}
+    def record(self) -> ProcessRecord:
+        return ProcessRecord(name=self.name, pid=self.pid, pgid=self.pid,
+                             create_time=self.create_time, log=str(self.log_path))
 
 
 def start_child(name: str, command: list[str], log_path: Path, env: dict[str, str]) -> ChildProcess:

@@ -3,7 +3,6 @@ that accepts connections and never answers costs a bounded wait, never a hang.""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -16,7 +15,9 @@ import pytest
 
 from launcher.machine import look_at_machine
 from launcher.runtime_choice import choose_runtime
+from launcher.session_file import write_session
 from tests.launched import Launched
+from tests.session_records import session_record
 from tests.silent_engine import SilentEngine, silent_engine
 
 
@@ -32,11 +33,8 @@ def killed_local_session(home: Path) -> None:
     """The session file a killed local launcher leaves: its PID is gone."""
     gone = subprocess.Popen([sys.executable, "-c", ""])
     gone.wait()
-    state = home / "state"
-    state.mkdir(parents=True, exist_ok=True)
-    (state / "session.json").write_text(json.dumps({
-        "launcher_pid": gone.pid, "launcher_create_time": time.time() - 60,
-        "runtime": "local", "services": [], "urls": {}}))
+    write_session(home / "state" / "session.json", session_record(
+        launcher_pid=gone.pid, launcher_create_time=time.time() - 60, runtime="local"))
 
 
 def test_a_hung_engine_is_a_finding_by_the_deadline(engine: SilentEngine,
