@@ -273,3 +273,36 @@ def summary(values: list[Any]) -> dict[str, float]:
 
     return {"median": statistics.median(values), "min": min(values), "max": max(values),
             "runs": len(values)}
+
+
+def main() -> int:
+    """`python -m bench.launches MODEL [--runs N] [--runtime R]`: launch-to-Ready, each
+    service's "healthy in", the first answer and `opea-chat stop`, run by run."""
+    import argparse
+    import statistics
+
+    parser = argparse.ArgumentParser(prog="python -m bench.launches")
+    parser.add_argument("model", type=Path, help="a GGUF file (SmolLM2-135M for the targets)")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runtime", default="local", choices=("local", "docker"))
+    args = parser.parse_args()
+    timings = []
+    for run in range(1, args.runs + 1):
+        timing = time_launch(args.model, args.runtime)
+        timings.append(timing)
+        healthy = ", ".join(f"{name} {seconds:.2f}"
+                            for name, seconds in sorted(timing.healthy_reported.items(),
+                                                        key=lambda item: item[1]))
+        print(f"run {run}: Ready {timing.ready_line:.2f} s (healthy at: {healthy}); "
+              f"first answer {timing.answered:.2f} s; stop {timing.stop_seconds:.2f} s",
+              flush=True)
+    for what, values in (("Ready", [t.ready_line for t in timings]),
+                         ("first answer", [t.answered for t in timings]),
+                         ("stop", [t.stop_seconds for t in timings])):
+        print(f"{args.runtime} {what}: median {statistics.median(values):.2f} s "
+              f"(min {min(values):.2f}, max {max(values):.2f}, {len(values)} runs)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

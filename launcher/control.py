@@ -54,8 +54,9 @@ class ControlServer:
         self._server = ThreadingHTTPServer((HOST, 0), self._handler_class())
         self._server.daemon_threads = True
         self.port: int = self._server.server_address[1]
+        # close() waits for the serving loop to see the shutdown: at most one poll interval.
         self._thread = threading.Thread(target=self._server.serve_forever,
-                                        kwargs={"poll_interval": 0.2}, daemon=True)
+                                        kwargs={"poll_interval": 0.05}, daemon=True)
 
     def start(self) -> None:
         self._thread.start()

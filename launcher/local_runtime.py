@@ -25,6 +25,7 @@ from launcher.processes import (
     log_tail,
     start_child,
     stop_child,
+    stop_children,
 )
 from launcher.progress import Progress
 from launcher.records import ServiceRecord
@@ -151,5 +152,4 @@ class LocalRuntime:
             stop_child(child)
 
     def stop_all(self) -> None:
-        for name in reversed(list(self._children)):
-            stop_child(self._children[name])
+        stop_children([self._children[name] for name in reversed(list(self._children))])
