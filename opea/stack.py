@@ -10,9 +10,10 @@ in by the planner for one launch (``launcher.plan``), differently for processes 
 127.0.0.1 and containers on a session network.
 
 Profiles follow OPEA's ChatQnA on NVIDIA (GenAIExamples ChatQnA/docker_compose/nvidia/gpu),
-with its known weak points fixed: ports on 127.0.0.1 only, each service started only once
-what it needs is healthy, ``LLM_MODEL`` passed, dataprep given the variable it actually reads
-(``TEI_EMBEDDING_ENDPOINT``), models read from a local folder with the hubs switched off.
+with its known weak points fixed: ports on 127.0.0.1 only, each service started as soon as
+what it needs in order to start is healthy, ``LLM_MODEL`` passed, dataprep given the
+variable it actually reads (``TEI_EMBEDDING_ENDPOINT``), models read from a local folder
+with the hubs switched off.
 """
 
 from __future__ import annotations
