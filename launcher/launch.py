@@ -31,6 +31,7 @@ from launcher.errors import (
     SessionFileError,
 )
 from launcher.health import LOG_LINES, probe_each, wait_healthy
+from launcher.home_lock import home_lock
 from launcher.idle import IdleWatch
 from launcher.local_runtime import LocalRuntime
 from launcher.machine import MachineFacts, look_at_machine
@@ -63,6 +64,8 @@ WATCH_INTERVAL = 0.25
 TICK = 0.1
 # Every probe of the machine (NVML, Docker, RAM) is done by then, answered or not.
 LOOK_WITHIN = 5.0
+# How long a second launch in the same home waits for the first one's session file.
+SECOND_LAUNCH_WAIT = 10.0
 
 
 def prepare_model(spec: str, paths: Paths, progress: Progress) -> LocalModel:
@@ -300,8 +303,27 @@ def _reap(paths: Paths, found: Salvage | None, problem: str | None, machine: Mac
         progress.note("Removed what an earlier launcher left running: " + ", ".join(left))
 
 
+def _open_the_running_one(paths: Paths, settings: Settings, progress: Progress,
+                          stop: StopRequest) -> int:
+    """Another launcher holds this home: open its session once its file names it (it is
+    written before any service starts, but a first run pulls the model before that)."""
+    deadline = time.monotonic() + SECOND_LAUNCH_WAIT
+    while not stop():
+        record, found, problem = read_for_cleanup(paths.session_file)
+        if _already_running(record, found, problem, settings, progress):
+            return 0
+        if time.monotonic() >= deadline:
+            break
+        stop.wait(0.1)
+    progress.note("opea-chat is already starting in this home (another launcher holds "
+                  f"{paths.lock_file}); it opens the chat when it is ready.")
+    return 0
+
+
 def launch(settings: Settings, paths: Paths, progress: Progress) -> int:
-    with stop_on_signals() as stop, progress:
+    with stop_on_signals() as stop, progress, home_lock(paths.lock_file) as mine:
+        if not mine:
+            return _open_the_running_one(paths, settings, progress, stop)
         record, found, problem = read_for_cleanup(paths.session_file)
         if _already_running(record, found, problem, settings, progress):
             return 0
