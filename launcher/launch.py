@@ -200,7 +200,8 @@ class Session:
                 healthy=self.runtime.exit_status(service.name) is None
                 and answering[service.name],
                 pid=started.pid if isinstance(started, ProcessRecord) else None,
-                container=started.container if isinstance(started, ContainerRecord) else None)
+                container=started.container if isinstance(started, ContainerRecord) else None,
+                id=started.id if isinstance(started, ContainerRecord) else None)
 
         return StatusReport(
             running=True, launcher_pid=record.launcher_pid, runtime=record.runtime,

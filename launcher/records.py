@@ -235,6 +235,7 @@ class ServiceHealth:
     healthy: bool
     pid: int | None = None
     container: str | None = None
+    id: str | None = None  # the container's id
 
     def to_json(self) -> dict[str, Any]:
         found: dict[str, Any] = {"name": self.name, "url": self.url, "healthy": self.healthy}
@@ -242,17 +243,20 @@ class ServiceHealth:
             found["pid"] = self.pid
         if self.container is not None:
             found["container"] = self.container
+        if self.id is not None:
+            found["id"] = self.id
         return found
 
     @classmethod
     def from_json(cls, data: Any) -> ServiceHealth:
         entry = _object(data, "a service")
-        pid, container = entry.get("pid"), entry.get("container")
+        pid, container, found_id = entry.get("pid"), entry.get("container"), entry.get("id")
         return cls(name=_get(entry, "name", str, "a service"),
                    url=_get(entry, "url", str, "a service"),
                    healthy=_get(entry, "healthy", bool, "a service"),
                    pid=pid if isinstance(pid, int) else None,
-                   container=container if isinstance(container, str) else None)
+                   container=container if isinstance(container, str) else None,
+                   id=found_id if isinstance(found_id, str) else None)
 
 
 @dataclass(frozen=True)
