@@ -21,10 +21,10 @@ from collections.abc import AsyncGenerator
 
 from app.chat import AnswerStream, Clock, Request, cached_stream, finish_answer
 from app.history import History, Message
-from launcher.errors import OpeaChatError, RequestTimeoutError
 from launcher.paths import resolve_paths
 from launcher.settings import Settings, load_settings
 from opea.client import OpeaClient
+from opea.errors import OpeaChatError, RequestTimeoutError
 
 DEFAULT_SILENCE_TIMEOUT = Settings().answer_timeout
 

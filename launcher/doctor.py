@@ -11,22 +11,23 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from rich.console import Console
 from rich.markup import escape
 
 from launcher import checks as verdicts
 from launcher.checks import Check, Status, failed, passed, warned
-from launcher.docker_engine import DockerFacts, probe_docker
-from launcher.errors import ConfigError, OpeaChatError
-from launcher.gpu import GpuReport, probe_gpus
+from launcher.devices import llama_cpp_offloads
+from launcher.docker_engine import DockerFacts
+from launcher.errors import ConfigError
+from launcher.gpu import GpuReport
+from launcher.machine import Look, Probe, describe_failure
 from launcher.paths import Paths
 from launcher.preflight import (
     Ram,
@@ -34,13 +35,12 @@ from launcher.preflight import (
     llm_memory_target,
     model_download_disk,
     model_fit,
-    probe_ram,
 )
-from launcher.runtime_choice import Machine, choose_runtime
-from launcher.settings import Settings, load_settings
+from launcher.runtime_choice import choose_runtime
+from launcher.settings import Settings, load_settings, typed_value
 from launcher.sizes import human_size
 from models.catalogue import CATALOGUE
-from models.formats import FORMATS, GGUF, HF_FOLDER
+from models.formats import FORMATS, ModelFormat
 from models.memory import estimate
 from models.store import (
     LocalModel,
@@ -52,6 +52,7 @@ from models.store import (
     resolve_model,
     unfinished_pulls,
 )
+from opea.errors import OpeaChatError
 
 if TYPE_CHECKING:
     import docker
@@ -65,44 +66,7 @@ MIN_BUDGET = 1.0
 T = TypeVar("T")
 
 
-class ProbeTimeout(Exception):
-    """A probe that did not answer before the deadline (it goes on in the background,
-    in a daemon thread that does not keep doctor from exiting)."""
-
-
-class Probe(Generic[T]):
-    """One probe running in a daemon thread."""
-
-    def __init__(self, what: str, probe: Callable[[], T]):
-        self.what = what
-        self.started = time.monotonic()
-        self._result: T | None = None
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, args=(probe,), daemon=True,
-                                        name=f"doctor: {what}")
-        self._thread.start()
-
-    def _run(self, probe: Callable[[], T]) -> None:
-        try:
-            self._result = probe()
-        except BaseException as error:  # a probe's failure is a finding, never a crash
-            self._error = error
-
-    def result(self, deadline: float) -> T:
-        """The probe's result; raise what it raised, or ``ProbeTimeout`` after the deadline."""
-        self._thread.join(max(0.0, deadline - time.monotonic()))
-        if self._thread.is_alive():
-            raise ProbeTimeout(f"{self.what} did not answer within "
-                               f"{max(0.0, deadline - self.started):.1f} s")
-        if self._error is not None:
-            raise self._error
-        return self._result  # type: ignore[return-value]
-
-
-def _failure(error: BaseException) -> str:
-    if isinstance(error, ProbeTimeout | OpeaChatError):
-        return str(error)
-    return f"{type(error).__name__}: {error}"
+_failure = describe_failure
 
 
 @dataclass
@@ -119,7 +83,8 @@ def _settings(paths: Paths, flags: Mapping[str, Any]) -> tuple[Settings, Check |
     try:
         return load_settings(paths, flags=flags), None
     except ConfigError as error:
-        fallback = Settings(**{k: v for k, v in flags.items() if v is not None})
+        fallback = Settings(**{k: typed_value(k, v, "flag") for k, v in flags.items()
+                               if v is not None})
         return fallback, failed("settings", error.message,
                                 error.hint or "fix the setting it names")
 
@@ -219,7 +184,8 @@ def chosen_model(settings: Settings, paths: Paths) -> ChosenModel:
         ], ready=False)
     except OpeaChatError as error:
         path = Path(spec).expanduser()
-        model_format = HF_FOLDER if looks_like_path(spec) and path.is_dir() else GGUF
+        folder = looks_like_path(spec) and path.is_dir()
+        model_format = ModelFormat.HF_FOLDER if folder else ModelFormat.GGUF
         placeholder = LocalModel(path.stem if looks_like_path(spec) else spec, path, 0,
                                  model_format)
         return ChosenModel(placeholder, [failed(f"model {placeholder.name}", error.message,
@@ -260,6 +226,22 @@ def _container_plans(settings: Settings, paths: Paths, model: LocalModel, gpus: 
     return containers
 
 
+def rag_models_check(settings: Settings, paths: Paths, model: LocalModel) -> Check | None:
+    """The embedding and reranker folders the rag containers read (launch refuses to pull
+    any image without them, with the same words)."""
+    from launcher.docker_plan import check_model_folders
+    from launcher.plan import plan_stack
+
+    plan = plan_stack(settings, model, lambda port: True, lambda: 0, "docker")
+    if plan.profile == "chat":
+        return None
+    try:
+        check_model_folders(plan, paths.models_dir)
+    except OpeaChatError as error:
+        return failed("models rag", error.message, error.hint or "")
+    return passed("models rag", f"the embedding and reranker models are in {paths.models_dir}")
+
+
 @dataclass(frozen=True)
 class ImageFacts:
     local_size: int | None
@@ -290,10 +272,14 @@ def docker_stack_checks(found: Findings, paths: Paths, model: LocalModel,
     except OpeaChatError as error:
         return [failed("stack", error.message, error.hint or "change the setting it names")]
     checks = [gpu_request(containers, found.gpus, found.engine.nvidia_runtime)]
+    folders = rag_models_check(settings, paths, model)
+    if folders is not None:
+        checks.append(folders)
     client = found.client
     if client is None:
         return checks
     images = {c.image: c.service for c in containers}
+    known_cuda = {c.image: c.cuda_requirement for c in containers}
     here = {image: Probe(f"image {image}", partial(_image_facts, client, image))
             for image in images}
     facts: dict[str, ImageFacts | None] = {}
@@ -322,8 +308,9 @@ def docker_stack_checks(found: Findings, paths: Paths, model: LocalModel,
         service = images[image]
         checks.append(verdicts.image_check(service, image, fact.local_size,
                                            downloads.get(image), settings.pull))
-        cuda = verdicts.cuda_check(service, image, verdicts.cuda_requirement(fact.environment),
-                                   found.gpus)
+        # The image's own NVIDIA_REQUIRE_CUDA once it is here; before, what the stack knows.
+        requirement = verdicts.cuda_requirement(fact.environment) or known_cuda[image]
+        cuda = verdicts.cuda_check(service, image, requirement, found.gpus)
         if cuda is not None:
             checks.append(cuda)
     if found.engine.root_dir is not None:
@@ -413,31 +400,24 @@ def run_doctor(paths: Paths, flags: Mapping[str, Any], gpu_smoke: bool = False,
     """Every check, in the order a user reads them: the machine, the runtime, the stack,
     the model, the other models."""
     deadline = probe_deadline(process_started)
-    gpu_probe = Probe("the NVIDIA driver (NVML)", probe_gpus)
-    docker_probe = Probe("the Docker engine",
-                         partial(probe_docker, max(0.5, deadline - time.monotonic())))
-    ram_probe = Probe("RAM", probe_ram)
+    look = Look(deadline, docker=True)
     settings, settings_problem = _settings(paths, flags)
     found_checks: list[Check] = [settings_problem] if settings_problem else []
-
-    try:
-        gpus = gpu_probe.result(deadline)
-    except BaseException as error:
-        gpus = GpuReport(problem=f"probing the GPUs failed: {_failure(error)}")
-    try:
-        docker_facts, client = docker_probe.result(deadline)
-    except BaseException as error:
-        docker_facts, client = DockerFacts(problem=_failure(error)), None
-    try:
-        ram: Ram | None = ram_probe.result(deadline)
-    except BaseException:
-        ram = None
+    # Loading llama.cpp overlaps with the machine's probes.
+    offload_probe = Probe("llama.cpp", llama_cpp_offloads)
+    facts = look.facts()
+    gpus, docker_facts, client, ram = facts.gpus, facts.docker, facts.client, facts.ram
     found = Findings(settings, gpus, docker_facts, client)
 
     requested = settings.runtime
-    machine = Machine(docker_facts.problem, docker_facts.nvidia_runtime, gpus)
-    runtime, reason = choose_runtime(requested, machine if requested == "auto" else None)
+    runtime, reason = choose_runtime(requested, facts.for_runtime_choice()
+                                     if requested == "auto" else None)
     found_checks += verdicts.gpu_checks(gpus)
+    try:
+        offloads: bool | None = offload_probe.result(deadline)
+    except BaseException:
+        offloads = None
+    found_checks.append(verdicts.offload_check(offloads, gpus))
     found_checks.append(verdicts.docker_check(docker_facts, needed=runtime == "docker"))
     found_checks.append(verdicts.nvidia_runtime_check(docker_facts, gpus))
     found_checks.append(verdicts.runtime_check(requested, runtime, reason, gpus, docker_facts))

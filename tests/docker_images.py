@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import os
 import shutil
 import subprocess
 import sys
@@ -20,6 +21,8 @@ from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 
+from opea.stack import LLAMA_CPP_BUILD, OPEA_RELEASE
+
 ROOT = Path(__file__).resolve().parent.parent
 IMAGES = Path(__file__).resolve().parent / "images"
 CACHE = ROOT / ".cache" / "test-images"
@@ -27,9 +30,10 @@ INPUTS_LABEL = "org.opea-chat.test-inputs"
 
 BASE = "opea-chat-test/debian:bookworm"
 PYTHON = "opea-chat-test/python:bookworm"
-LLAMA_SERVER = "ghcr.io/ggml-org/llama.cpp:server"
-LLAMA_SERVER_CUDA = "ghcr.io/ggml-org/llama.cpp:server-cuda"
-CHATQNA = "opea/chatqna:latest"
+# The names the stack plans (pinned tags), so the stand-ins are what a launch would run.
+LLAMA_SERVER = f"ghcr.io/ggml-org/llama.cpp:server-{LLAMA_CPP_BUILD}"
+LLAMA_SERVER_CUDA = f"ghcr.io/ggml-org/llama.cpp:server-cuda-{LLAMA_CPP_BUILD}"
+CHATQNA = f"opea/chatqna:{OPEA_RELEASE}"
 NEVER_READY = "opea-chat-test/never-ready:latest"
 # What the stand-ins need inside: the megaservice, the LLM server and the app.
 ROOT_REQUIREMENTS = ("opea-comps", "llama-cpp-python", "streamlit", "httpx", "platformdirs",
@@ -39,6 +43,12 @@ BASE_PACKAGES = "python3,python3-venv,ca-certificates,curl,libgomp1"
 # Debian bookworm's Python, for the environment markers of the image's requirements.
 IMAGE_PYTHON = {**{k: str(v) for k, v in default_environment().items()},
                 "python_version": "3.11", "python_full_version": "3.11.2"}
+
+
+def _wheelhouse() -> Path:
+    """Where scripts/build-llama.sh keeps the llama-cpp-python wheel (outside the checkout)."""
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(os.environ.get("OPEA_CHAT_WHEELHOUSE") or Path(cache) / "opea-chat" / "wheelhouse")
 
 
 def say(text: str) -> None:
@@ -126,7 +136,7 @@ def build_python(client: docker.DockerClient) -> None:
     (wheels / "requirements.txt").write_text(requirements)
     say(f"collecting {requirements.count(chr(10))} wheels for {PYTHON}")
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
-                    "--disable-pip-version-check", "--find-links", str(ROOT / ".wheelhouse"),
+                    "--disable-pip-version-check", "--find-links", str(_wheelhouse()),
                     "-w", str(wheels), "-r", str(wheels / "requirements.txt")], check=True)
     shutil.copy(IMAGES / "python" / "Dockerfile", context / "Dockerfile")
     say(f"building {PYTHON} (a few minutes)")
