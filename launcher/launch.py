@@ -160,6 +160,7 @@ class Session:
             "context_size": self.settings.context_size,
             "started_at": self.started_at,
             "urls": {service.name: service.url for service in plan.services},
+            "notes": list(plan.notes),  # e.g. the rag profile's "reranking off: ..."
             "services": self.runtime.records(),
             "control": {"port": self.control.port, "token": self.control.token},
         }

@@ -13,11 +13,17 @@ from dataclasses import dataclass, field
 
 from launcher import __version__
 from launcher.errors import ConfigError, ModelError, PortInUseError
+from launcher.paths import resolve_paths
 from launcher.ports import HOST
 from launcher.settings import Settings
 from models.formats import GGUF
 from models.store import LocalModel
 from opea.stack import LLAMA_CPP_PYTHON, LLAMA_CPP_SERVER, PROFILES, TGI, ServiceSpec
+
+# The local rag profile's embedding model (a folder in the models folder) and index folder
+# (in the data folder), as rag/README.md names them.
+LOCAL_EMBEDDING_MODEL = "all-minilm-l6-v2"
+RAG_FOLDER = "rag"
 
 
 @dataclass(frozen=True)
@@ -73,14 +79,19 @@ def llm_spec(runtime: str, model: LocalModel) -> ServiceSpec:
 
 
 def profile_services(profile: str, runtime: str, model: LocalModel) -> tuple[ServiceSpec, ...]:
-    if profile != "chat" and runtime == "local":
+    services = PROFILES[profile].services_on(runtime)
+    if services is None:
         raise ConfigError(f"the {profile} profile runs OPEA's containers",
                           hint="use --runtime docker, or --profile chat")
-    return (llm_spec(runtime, model), *PROFILES[profile].services)
+    return (llm_spec(runtime, model), *services)
 
 
 def template_values(settings: Settings, model: LocalModel) -> dict[str, str]:
+    # The folders of this home: the same resolution as the launcher's own (OPEA_CHAT_HOME).
+    paths = resolve_paths()
     return {
+        "embedding_model_dir": str(paths.models_dir / LOCAL_EMBEDDING_MODEL),
+        "rag_dir": str(paths.data_dir / RAG_FOLDER),
         "model_name": model.name,
         "model_path": str(model.path),
         "model_file": model.path.name,
@@ -135,5 +146,6 @@ def plan_stack(
         timeout = (getattr(settings, spec.timeout_setting) if spec.timeout_setting
                    else spec.default_timeout)
         planned.append(PlannedService(spec=spec, port=port, start_timeout=timeout))
+    notes += PROFILES[settings.profile].notes_on(runtime)
     return StackPlan(profile=settings.profile, runtime=runtime, services=tuple(planned),
                      model=model, values=template_values(settings, model), notes=tuple(notes))

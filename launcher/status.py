@@ -59,6 +59,7 @@ def render_status(status: dict[str, Any]) -> str:
         f"  model     {model.get('name')} ({model.get('path')})",
         f"  device    {status.get('device')}",
         f"  app       {status.get('urls', {}).get('app')}",
+        *(f"  note      {note}" for note in status.get("notes", [])),
         "  services",
     ]
     for service in status.get("services", []):

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from launcher.errors import PortInUseError
+from launcher.local_runtime import service_command
 from launcher.paths import resolve_paths
 from launcher.plan import plan_stack
 from launcher.settings import load_settings
@@ -47,3 +48,29 @@ def test_two_services_never_share_a_port(home: Path) -> None:
     only_llm = load_settings(resolve_paths(), {}, flags={"llm_port": 8501})
     plan = plan_stack(only_llm, MODEL, lambda port: True, lambda: 40001)
     assert plan.service("app").port == 40001
+
+
+def test_the_local_rag_profile_runs_chatqnas_graph_as_processes(home: Path) -> None:
+    """No vector DB and no reranker: the embedding, dataprep and retriever processes, the
+    megaservice with the rag graph once its nodes answer, and the app once documents can
+    be added; the plan says reranking is off."""
+    settings = load_settings(resolve_paths(), {}, flags={"profile": "rag"})
+    plan = plan_stack(settings, MODEL, lambda port: True, lambda: 1, runtime="local")
+    assert [s.name for s in plan.services] == [
+        "llm", "embedding", "dataprep", "retriever", "megaservice", "app"]
+    assert plan.service("megaservice").spec.waits_for == ("llm", "embedding", "retriever")
+    assert plan.service("app").spec.waits_for == ("megaservice", "dataprep")
+    assert [s.port for s in plan.services] == [9009, 6006, 6007, 7000, 8888, 8501]
+    assert any(note.startswith("reranking off") for note in plan.notes)
+
+    mega = service_command(plan.service("megaservice"), plan)
+    assert mega[mega.index("--embedding-url") + 1] == "http://127.0.0.1:6006"
+    assert mega[mega.index("--retriever-url") + 1] == "http://127.0.0.1:7000"
+    home_paths = resolve_paths()
+    for name in ("dataprep", "retriever"):
+        command = service_command(plan.service(name), plan)
+        assert command[1:3] == ["-m", f"rag.{name}_server"]
+        assert command[command.index("--data-dir") + 1] == str(home_paths.data_dir / "rag")
+    embedding = service_command(plan.service("embedding"), plan)
+    assert embedding[embedding.index("--model-dir") + 1] == str(
+        home_paths.models_dir / "all-minilm-l6-v2")
