@@ -75,7 +75,22 @@ def cmd_logs(args: argparse.Namespace) -> int:
 def cmd_chat(args: argparse.Namespace) -> int:
     from launcher.terminal_chat import chat
 
-    return chat(resolve_paths(), args.question, args.stats, args.max_tokens)
+    return chat(resolve_paths(), args.question, args.stats, args.max_tokens,
+                use_documents=False if args.no_documents else None)
+
+
+def cmd_docs(args: argparse.Namespace) -> int:
+    from launcher import documents
+    from launcher.errors import ConfigError
+
+    paths = resolve_paths()
+    if args.docs_command == "add":
+        return documents.add(paths, [Path(p) for p in args.paths])
+    if args.docs_command == "list":
+        return documents.show(paths, args.json)
+    if bool(args.name) == bool(args.all):
+        raise ConfigError("say which document to remove", hint="give a NAME or --all")
+    return documents.remove(paths, args.name, args.all)
 
 
 def cmd_shortcut(args: argparse.Namespace) -> int:
@@ -264,7 +279,29 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--stats", action="store_true",
                       help="print time to first token and tokens per second")
     chat.add_argument("--max-tokens", type=int, default=512, metavar="N")
+    chat.add_argument("--no-documents", action="store_true",
+                      help="rag profile: answer from the model alone, not your documents")
     chat.set_defaults(func=cmd_chat)
+
+    docs = commands.add_parser(
+        "docs", help="the documents the rag profile answers from",
+        description="Add, list and remove the documents of the running session "
+                    "(`opea-chat launch --profile rag`).")
+    docs_commands = docs.add_subparsers(dest="docs_command", metavar="ACTION", required=True)
+    docs_add = docs_commands.add_parser(
+        "add", help="add files, or the documents in folders",
+        description="Parse, split, embed and index each file (PDF, DOCX, HTML, Markdown, "
+                    "text); a folder adds the supported files under it. A file already "
+                    "added under the same name is replaced.")
+    docs_add.add_argument("paths", nargs="+", metavar="PATH")
+    docs_add.set_defaults(func=cmd_docs)
+    docs_list = docs_commands.add_parser("list", help="the documents in the index")
+    docs_list.add_argument("--json", action="store_true", help="print JSON")
+    docs_list.set_defaults(func=cmd_docs)
+    docs_rm = docs_commands.add_parser("rm", help="remove a document, or all of them")
+    docs_rm.add_argument("name", nargs="?", metavar="NAME", help="as `docs list` shows it")
+    docs_rm.add_argument("--all", action="store_true", help="remove every document")
+    docs_rm.set_defaults(func=cmd_docs)
 
     shortcut = commands.add_parser("shortcut", help="a desktop shortcut that launches opea-chat")
     shortcut.add_argument("action", choices=("install", "remove"))
