@@ -12,7 +12,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from app import chat, page_state, session_actions
+from app import chat, documents_panel, page_state, session_actions, sources
 from app.cache import SETTING as CACHE_SETTING
 from app.export import MAX_IMPORT_BYTES, parse_json, to_json, to_markdown
 from app.history import FILE_NAME, Conversation, History, Message, set_aside
@@ -113,6 +113,7 @@ def sidebar(history: History, info: StackInfo, conversation: Conversation,
             st.info(f"Deleted “{safe_markdown(state[UNDO])}”.")
             st.button("Undo delete", key="undo", icon=":material/undo:",
                       on_click=page_state.undo_delete, args=(history, state))
+        documents_panel.panel(info)
         with st.expander("Model", icon=":material/memory:"):
             model_panel(info, last_speed)
         with st.expander("Settings", icon=":material/settings:"):
@@ -296,6 +297,7 @@ def show_message(history: History, conversation: Conversation, message: Message,
             return
         if message.content:
             st.markdown(safe_markdown(message.content))
+        sources.show(message.sources)
         if message.status == "stopped":
             st.caption(":material/stop_circle: Stopped: the answer above is partial.")
         if message.status == "failed":
@@ -321,7 +323,8 @@ def answer(history: History, conversation: Conversation, info: StackInfo) -> Non
     """Stream the answer to the conversation's last question, then show the stored one."""
     setup = chat.Setup(model=info.model_name, context_size=info.context_size,
                        count=token_counter(info.model_path),
-                       use_cache=bool(history.setting(CACHE_SETTING, True)))
+                       use_cache=bool(history.setting(CACHE_SETTING, True)),
+                       use_documents=documents_panel.use_documents(conversation, info))
     with st.chat_message("assistant"):
         try:
             request = chat.prepare(history, conversation, setup)
@@ -371,6 +374,7 @@ def page() -> None:
     speeds = [m.tokens_per_second for m in messages if m.tokens_per_second]
     sidebar(history, info, conversation, speeds[-1] if speeds else None)
     conversation_header(history, conversation, messages)
+    documents_panel.switch(history, conversation, info)
     settings_panel(history, conversation, info)
     for index, message in enumerate(messages):
         show_message(history, conversation, message, is_last=index == len(messages) - 1)
