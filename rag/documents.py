@@ -24,6 +24,9 @@ SUFFIXES = {
 SUPPORTED = "PDF, DOCX, HTML, Markdown (.md) or plain text (.txt)"
 _MD_HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 _HTML_HEADINGS = ("h1", "h2", "h3", "h4")
+_HTML_BLOCKS = ("p", "div", "li", "pre", "tr", "dt", "dd", "blockquote", "table", "ul", "ol",
+                "section", "article", "h5", "h6", "dl")
+_MARK = "\x00"
 
 
 @dataclass(frozen=True)
@@ -150,34 +153,28 @@ def _docx(name: str, data: bytes) -> list[Section]:
 
 def _html(name: str, data: bytes) -> list[Section]:
     from bs4 import BeautifulSoup
+    from bs4.element import NavigableString
 
     soup = BeautifulSoup(decode_text(data), "html.parser")
     for tag in soup(["script", "style", "noscript", "template", "head"]):
         tag.decompose()
-    sections: list[Section] = []
-    heading: str | None = None
-    parts: list[str] = []
-    body = soup.body or soup
-    for element in body.find_all(string=True):
-        parent = element.parent
-        enclosing = parent if parent is not None and parent.name in _HTML_HEADINGS else (
-            parent.find_parent(_HTML_HEADINGS) if parent is not None else None)
-        if enclosing is not None:
-            title = " ".join(enclosing.get_text(" ").split())
-            if title and title != heading:
-                if parts:
-                    sections.append(Section(" ".join(parts), heading=heading))
-                    parts = []
-                heading = title
-                parts.append(title + "\n")
-            continue
-        text = str(element)
-        if text.strip():
-            block = parent is not None and parent.name in ("p", "li", "pre", "div", "td",
-                                                           "dd", "dt", "tr", "blockquote")
-            parts.append(text.strip() + ("\n" if block else ""))
-    if parts:
-        sections.append(Section(" ".join(parts), heading=heading))
+    # Source line breaks are spaces in HTML (except in <pre>); blocks and <br> are breaks.
+    for text in soup.find_all(string=True):
+        if isinstance(text, NavigableString) and text.find_parent("pre") is None:
+            text.replace_with(re.sub(r"\s+", " ", str(text)))
+    for tag in soup.find_all("br"):
+        tag.replace_with("\n")
+    for tag in soup.find_all(_HTML_HEADINGS):
+        title = " ".join(tag.get_text(" ").split())
+        tag.replace_with(f"\n{_MARK}{title}{_MARK}\n" if title else "")
+    for tag in soup.find_all(_HTML_BLOCKS):
+        tag.insert_before("\n")
+        tag.append("\n")
+    parts = (soup.body or soup).get_text().split(_MARK)
+    # parts: text before the first heading, then heading, text, heading, text, ...
+    sections = [Section(parts[0])]
+    for index in range(1, len(parts) - 1, 2):
+        sections.append(Section(parts[index] + "\n" + parts[index + 1], heading=parts[index]))
     return sections
 
 
