@@ -173,3 +173,15 @@ class ImportFileError(OpeaChatError):
 
 class ContextOverflowError(OpeaChatError):
     """The system prompt and the new question alone do not fit the model's context window."""
+
+
+# Documents for retrieval (rag/) ----------------------------------------------------------
+
+
+class DocumentError(OpeaChatError):
+    """A document cannot be indexed (unreadable, encrypted, no text, too large, unsupported
+    type). ``status`` is the HTTP status the RAG services answer it with."""
+
+    def __init__(self, message: str, *, hint: str | None = None, status: int = 400):
+        super().__init__(message, hint=hint)
+        self.status = status

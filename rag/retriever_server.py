@@ -1,0 +1,119 @@
+"""The retriever service: OPEA's ``POST /v1/retrieval`` over the local index (rag.store),
+answering with each passage's text and where it comes from (file, page or heading, score).
+
+Run: ``python -m rag.retriever_server --port 7000 --data-dir DATA/rag
+[--embedding-url http://127.0.0.1:6006]`` (see rag/README.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import threading
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from fastapi import FastAPI
+from pydantic import BaseModel, ConfigDict
+
+from launcher.errors import DocumentError, OpeaChatError
+from rag import service
+from rag.ingest import Embed, http_embedder
+from rag.search import SIMILARITY, search
+from rag.store import Store
+
+
+class RetrievalRequest(BaseModel):
+    # ChatQnA's nodes pass extra fields along (ids, parameters): ignore what is not ours.
+    model_config = ConfigDict(extra="ignore")
+
+    text: str | None = None
+    input: str | None = None
+    embedding: list[float] | list[list[float]] | None = None
+    k: int = 4
+    search_type: str = SIMILARITY
+    score_threshold: float = 0.2
+    fetch_k: int = 20
+    lambda_mult: float = 0.5
+
+
+class Index:
+    """The index's vectors in memory, reloaded when dataprep has changed the index."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.lock = threading.Lock()
+        self.generation = -1
+        self.ids: npt.NDArray[np.int64] = np.zeros(0, dtype=np.int64)
+        self.matrix: npt.NDArray[np.float32] = np.zeros((0, 0), dtype=np.float32)
+
+    def current(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+        with self.lock:
+            generation = self.store.generation()
+            if generation != self.generation:
+                self.ids, self.matrix = self.store.vectors()
+                self.generation = generation
+            return self.ids, self.matrix
+
+
+def build_app(store: Store, embed: Embed | None) -> FastAPI:
+    app = service.new_app("opea-chat retriever")
+    index = Index(store)
+
+    @app.get("/v1/health_check")
+    @app.get("/health")
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.post("/v1/retrieval")
+    def retrieve(request: RetrievalRequest) -> dict[str, Any]:
+        text = request.text if request.text is not None else request.input
+        vector = request.embedding
+        if vector and isinstance(vector[0], list):
+            vector = vector[0]
+        if not vector:
+            if embed is None or not text:
+                raise DocumentError("the request has no embedding",
+                                    hint="send 'embedding' (the question's vector) with 'text'")
+            query = embed([text])[0]
+        else:
+            query = np.asarray(vector, dtype=np.float32)
+        ids, matrix = index.current()
+        rows, scores = search(matrix, query, request.k, request.search_type,
+                              request.score_threshold, request.fetch_k, request.lambda_mult)
+        found = store.chunks([int(ids[r]) for r in rows])
+        docs = []
+        for row, score in zip(rows, scores, strict=True):
+            chunk = found.get(int(ids[row]))
+            if chunk is None:  # deleted between the search and this read
+                continue
+            docs.append({"id": str(chunk.id), "text": chunk.text, "metadata": {
+                "source": chunk.source, "page": chunk.page, "heading": chunk.heading,
+                "chunk": chunk.seq, "score": round(float(score), 4)}})
+        return {"id": uuid.uuid4().hex, "retrieved_docs": docs, "initial_query": text or "",
+                "top_n": request.k}
+
+    return app
+
+
+def _build(args: argparse.Namespace) -> FastAPI:
+    try:
+        store = Store(Path(args.data_dir).expanduser())
+    except Exception as exc:
+        raise OpeaChatError(f"cannot open the index in {args.data_dir} ({exc})",
+                            hint="check that the folder is writable") from exc
+    return build_app(store, http_embedder(args.embedding_url) if args.embedding_url else None)
+
+
+def main(argv: list[str] | None = None) -> None:
+    arguments = service.parser("rag.retriever_server", __doc__ or "")
+    arguments.add_argument("--data-dir", required=True, help="the index folder")
+    arguments.add_argument("--embedding-url", default=None,
+                           help="embed questions sent without an embedding")
+    service.run("retriever", argv, _build, arguments)
+
+
+if __name__ == "__main__":
+    main()
