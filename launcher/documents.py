@@ -14,7 +14,7 @@ from typing import IO, Any
 
 import httpx
 
-from launcher.errors import DocumentRefusedError, OpeaChatError, ServiceUnreachableError
+from launcher.errors import DocumentError, OpeaChatError, ServiceUnreachableError
 from launcher.paths import Paths
 from launcher.session_file import read_session
 from launcher.sizes import human_size
@@ -88,7 +88,7 @@ def add(paths: Paths, targets: list[Path], out: IO[str] = sys.stdout,
         err: IO[str] = sys.stderr) -> int:
     files = files_under(targets)
     if not files:
-        raise DocumentRefusedError("no files to add there",
+        raise DocumentError("no files to add there",
                                    hint="give files or folders with PDF, DOCX, HTML, "
                                         "Markdown or text files")
     refused = 0
@@ -104,7 +104,7 @@ def add(paths: Paths, targets: list[Path], out: IO[str] = sys.stdout,
                 watcher.start()
             try:
                 answer = client.add(path)
-            except DocumentRefusedError as error:
+            except DocumentError as error:
                 refused += 1
                 print(f"Error: {path}: {error.one_line()}", file=err)
                 continue

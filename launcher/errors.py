@@ -131,11 +131,6 @@ class RequestTimeoutError(ClientError):
     """The service stopped answering for longer than the read timeout."""
 
 
-class DocumentRefusedError(ClientError):
-    """A document could not be added or removed: the dataprep service said why (a corrupt
-    or encrypted PDF, no text, an unsupported type, too large, unknown name)."""
-
-
 class EmptyAnswerError(ClientError):
     """The stream ended without any text.
 

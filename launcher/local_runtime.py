@@ -65,6 +65,22 @@ def service_command(service: PlannedService, plan: StackPlan, gpu_layers: int = 
     return render(service.spec.local_command, local_values(service, plan, gpu_layers))
 
 
+def ensure_embedding_model(folder: Path, progress: Progress) -> None:
+    """Pull a catalogue embedding model that is not there yet; check one that is."""
+    from models.embedding import (
+        EMBEDDING_CATALOGUE,
+        check_embedding_folder,
+        pull_embedding_model,
+    )
+
+    if not folder.exists() and folder.name in EMBEDDING_CATALOGUE:
+        progress.note(f"First rag launch: the embedding model {folder.name} is not in "
+                      f"{folder.parent} yet; pulling it now.")
+        pull_embedding_model(folder.name, folder.parent, say=progress.note,
+                             show_progress=progress.interactive)
+    check_embedding_folder(folder)
+
+
 def llama_cpp_offloads() -> bool:
     """Whether the installed llama.cpp can put layers on a GPU (a CUDA build: see
     scripts/build-llama.sh). The portable CPU build cannot."""
@@ -107,7 +123,10 @@ class LocalRuntime:
         return -1 if self.gpus.usable and llama_cpp_offloads() else 0
 
     def prepare(self, plan: StackPlan, progress: Progress) -> None:
-        """Nothing to fetch: the packages are installed, the model is on disk."""
+        """The packages are installed and the LLM is on disk; the rag profile's embedding
+        model is pulled here on its first launch (like the LLM on the first chat launch)."""
+        if any(service.spec.role is Role.EMBEDDING for service in plan.services):
+            ensure_embedding_model(Path(plan.values["embedding_model_dir"]), progress)
         if self.gpus.usable and not llama_cpp_offloads():
             progress.note("This llama.cpp was built for the CPU, so the GPU stays unused: "
                           "rebuild it with scripts/build-llama.sh on a machine with nvcc, or "

@@ -16,13 +16,12 @@ from launcher.errors import ConfigError, ModelError, PortInUseError
 from launcher.paths import resolve_paths
 from launcher.ports import HOST
 from launcher.settings import Settings
+from models.embedding import DEFAULT_EMBEDDING_MODEL
 from models.formats import GGUF
 from models.store import LocalModel
 from opea.stack import LLAMA_CPP_PYTHON, LLAMA_CPP_SERVER, PROFILES, TGI, ServiceSpec
 
-# The local rag profile's embedding model (a folder in the models folder) and index folder
-# (in the data folder), as rag/README.md names them.
-LOCAL_EMBEDDING_MODEL = "all-minilm-l6-v2"
+# The local rag profile's index folder (in the data folder), as rag/README.md names it.
 RAG_FOLDER = "rag"
 
 
@@ -90,7 +89,7 @@ def template_values(settings: Settings, model: LocalModel) -> dict[str, str]:
     # The folders of this home: the same resolution as the launcher's own (OPEA_CHAT_HOME).
     paths = resolve_paths()
     return {
-        "embedding_model_dir": str(paths.models_dir / LOCAL_EMBEDDING_MODEL),
+        "embedding_model_dir": str(paths.models_dir / DEFAULT_EMBEDDING_MODEL),
         "rag_dir": str(paths.data_dir / RAG_FOLDER),
         "model_name": model.name,
         "model_path": str(model.path),
