@@ -152,9 +152,9 @@ def panel(info: StackInfo) -> None:
             name_column, delete_column = st.columns([5, 1], vertical_alignment="center")
             name_column.markdown(f"**{safe_markdown(document.name)}**  \n"
                                  f"{_describe(document)}")
-            if delete_column.button("", key=f"delete-document-{number}",
+            if delete_column.button("Delete", key=f"delete-document-{number}",
                                     icon=":material/delete:", type="tertiary",
-                                    help=f"Delete {document.name}"):
+                                    help=f"Remove {document.name} from the index"):
                 _remove(url, document.name)
         with st.popover("Delete all documents", icon=":material/delete_sweep:"):
             st.write(f"Remove all {len(documents)} documents from the index?")

@@ -86,14 +86,14 @@ def _watch(client: DataprepClient, bar: Any, name: str, stop: threading.Event) -
 
 def add(paths: Paths, targets: list[Path], out: IO[str] = sys.stdout,
         err: IO[str] = sys.stderr) -> int:
+    url = dataprep_url(paths)  # first: no session is the first thing to say
     files = files_under(targets)
     if not files:
         raise DocumentError("no files to add there",
                                    hint="give files or folders with PDF, DOCX, HTML, "
                                         "Markdown or text files")
     refused = 0
-    with DataprepClient(dataprep_url(paths)) as client, \
-            _bar(len(files), out.isatty()) as bar:
+    with DataprepClient(url) as client, _bar(len(files), out.isatty()) as bar:
         for path in files:
             stop = threading.Event()
             watcher = None
