@@ -285,6 +285,7 @@ class ChatMegaservice:
         self.orchestrator = ChatOrchestrator(model_name)
         self.orchestrator.add(_remote("llm", llm_url, "/v1/chat/completions", ServiceType.LLM))
         self.rag: RagOrchestrator | None = None
+        self.retriever_node = ""
         if embedding_url and retriever_url:
             rag = RagOrchestrator(model_name)
             embedding = _remote("embedding", embedding_url, "/embed", ServiceType.EMBEDDING)
@@ -295,6 +296,7 @@ class ChatMegaservice:
             rag.flow_to(embedding, retriever)
             rag.flow_to(retriever, llm)
             self.rag = rag
+            self.retriever_node = retriever.name  # comps names nodes "NAME/MicroService"
 
     async def handle_chat(self, request: Request) -> Any:
         try:
@@ -345,7 +347,7 @@ class ChatMegaservice:
         if rag is None:
             return body
         return JSONResponse({**body.model_dump(mode="json"),
-                             "sources": results["retriever"]["sources"]})
+                             "sources": results[self.retriever_node]["sources"]})
 
     def serve(self) -> None:
         service = MicroService(
