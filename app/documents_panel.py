@@ -67,11 +67,13 @@ def use_documents(conversation: Conversation, info: StackInfo) -> bool | None:
 
 def switch(history: History, conversation: Conversation, info: StackInfo) -> None:
     """The per-conversation switch (rag profile only)."""
-    if dataprep_url(info) is None:
+    value = use_documents(conversation, info)
+    if value is None:
         return
-    widget = key("use_documents", conversation.id)
-    st.toggle("Answer from my documents", key=widget,
-              value=bool(use_documents(conversation, info)),
+    # The default follows whether documents exist (until the user flips the switch): a
+    # widget per default, or Streamlit would keep showing the one it first drew.
+    widget = key(f"use_documents-{conversation.use_documents}-{value}", conversation.id)
+    st.toggle("Answer from my documents", key=widget, value=value,
               help="Answers quote passages of your documents, shown as sources under "
                    "each answer. Off: the model answers alone.",
               on_change=lambda: history.set_use_documents(conversation.id,

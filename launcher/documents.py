@@ -115,8 +115,8 @@ def add(paths: Paths, targets: list[Path], out: IO[str] = sys.stdout,
                 if bar is not None:
                     bar[0].advance(bar[1])
             chunks = _chunks_added(answer, path.name)
-            print(f"added {path.name}" + (f" ({chunks} chunks)" if chunks is not None else ""),
-                  file=out)
+            count = f" ({chunks} chunk{'s' * (chunks != 1)})" if chunks is not None else ""
+            print(f"added {path.name}{count}", file=out)
     added = len(files) - refused
     print(f"{added} of {len(files)} file{'s' * (len(files) != 1)} added"
           + (f", {refused} refused" if refused else ""), file=out)

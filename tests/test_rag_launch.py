@@ -116,7 +116,7 @@ def test_docs_add_list_and_chat_through_the_command_line(rag: RagSession) -> Non
     clear(rag)
     added = rag.cli("docs", "add", str(rag.files))
     assert added.returncode == 0, added.stderr
-    assert "added bluebird.pdf (1 chunks)" in added.stdout
+    assert "added bluebird.pdf (1 chunk)" in added.stdout
     assert "2 of 2 files added" in added.stdout
 
     listed = rag.cli("docs", "list")
