@@ -6,10 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from launcher.errors import PortInUseError
-from launcher.local_runtime import service_command
+from launcher.errors import ModelError, PortInUseError
+from launcher.gpu import GpuReport
+from launcher.local_runtime import LocalRuntime, service_command
 from launcher.paths import resolve_paths
 from launcher.plan import plan_stack
+from launcher.progress import Progress
 from launcher.settings import load_settings
 from models.store import LocalModel
 
@@ -74,3 +76,16 @@ def test_the_local_rag_profile_runs_chatqnas_graph_as_processes(home: Path) -> N
     embedding = service_command(plan.service("embedding"), plan)
     assert embedding[embedding.index("--model-dir") + 1] == str(
         home_paths.models_dir / "all-minilm-l6-v2")
+
+
+def test_a_rag_launch_refuses_a_damaged_embedding_model_before_starting_anything(
+        home: Path) -> None:
+    settings = load_settings(resolve_paths(), {}, flags={"profile": "rag"})
+    plan = plan_stack(settings, MODEL, lambda port: True, lambda: 1, runtime="local")
+    folder = Path(plan.values["embedding_model_dir"])
+    folder.mkdir(parents=True)
+    (folder / "model.onnx").write_bytes(b"onnx")
+    runtime = LocalRuntime(home / "logs", GpuReport())
+    with pytest.raises(ModelError, match="embedding model all-minilm-l6-v2 has no tokenizer"):
+        runtime.prepare(plan, Progress())
+    assert runtime.records() == []
