@@ -58,7 +58,7 @@ def rag(tmp_path_factory: pytest.TempPathFactory, smollm2: Path, minilm: Path
     (models / smollm2.name).symlink_to(smollm2)
     (models / minilm.name).symlink_to(minilm, target_is_directory=True)
     files = tmp_path_factory.mktemp("rag-files")
-    (files / "bluebird.pdf").write_bytes(text_pdf([["Project Bluebird", FACT]]))
+    (files / "bluebird.pdf").write_bytes(text_pdf([[FACT]]))
     (files / "garden.txt").write_text(OTHER, encoding="utf-8")
     launched = Launched(["--profile", "rag", "--runtime", "local", "--no-browser",
                          "--idle-timeout", "0", "--context-size", "2048"], home)
