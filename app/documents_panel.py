@@ -151,7 +151,7 @@ def panel(info: StackInfo) -> None:
             st.caption("No documents yet. Answers come from the model alone.")
             return
         for number, document in enumerate(documents):
-            name_column, delete_column = st.columns([5, 1], vertical_alignment="center")
+            name_column, delete_column = st.columns([3, 2], vertical_alignment="center")
             name_column.markdown(f"**{safe_markdown(document.name)}**  \n"
                                  f"{_describe(document)}")
             if delete_column.button("Delete", key=f"delete-document-{number}",

@@ -55,15 +55,17 @@ def test_upload_a_pdf_ask_and_see_the_pdf_and_passage_as_the_source(
     documents = app.open_section("Documents")
     assert documents.get_by_text("No documents yet.").count() == 1
     documents.locator("input[type=file]").set_input_files(str(pdf))
-    listed = app.page.get_by_test_id("stSidebar").get_by_text("bluebird-report.pdf",
-                                                               exact=True)
-    listed.wait_for(timeout=120_000)
+    # The listed document's line (the uploader's own chip shows the name too).
+    app.page.get_by_text("Added 1 document.").wait_for(timeout=180_000)
     app.wait_idle()
     documents = app.open_section("Documents")
-    assert documents.get_by_text(re.compile(r"\d chunks?")).count() >= 1
+    row = documents.get_by_text(re.compile(r"(\d+ B|[\d.]+ kB) · \d chunks? · added 20\d\d-"))
+    assert row.count() == 1
+    assert documents.get_by_text("bluebird-report.pdf", exact=True).count() == 1
     screenshot(app.page, "rag-01-document-added")
 
-    switch = app.page.get_by_role("checkbox", name="Answer from my documents")
+    switch = app.page.get_by_test_id("stCheckbox").filter(
+        has_text="Answer from my documents").locator("input")
     assert switch.is_checked()  # on by default once a document exists
 
     app.send(QUESTION)
@@ -71,8 +73,8 @@ def test_upload_a_pdf_ask_and_see_the_pdf_and_passage_as_the_source(
     assert answer.strip()
     message = app.assistant()
     message.get_by_text("Sources").wait_for(timeout=10_000)
-    source = message.get_by_test_id("stExpander").filter(
-        has_text=re.compile(r"\[1\] bluebird-report\.pdf, page 2 · score 0\.\d\d"))
+    first_source = re.compile(r"\[1\] bluebird-report\.pdf, page 2 · score 0\.\d\d")
+    source = message.get_by_test_id("stExpander").filter(has_text=first_source)
     assert source.count() == 1
     source.locator("summary").click()
     source.get_by_text(FACT).wait_for(timeout=10_000)
@@ -80,8 +82,7 @@ def test_upload_a_pdf_ask_and_see_the_pdf_and_passage_as_the_source(
 
     app.page.reload()
     app.wait_idle()
-    again = app.assistant().get_by_test_id("stExpander").filter(
-        has_text="bluebird-report.pdf")
+    again = app.assistant().get_by_test_id("stExpander").filter(has_text=first_source)
     assert again.count() == 1  # kept with the history
 
     documents = app.open_section("Documents")
