@@ -29,6 +29,7 @@ LLM_SERVER_PORT, LLM_MODEL), so the same module runs in a container.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 from collections.abc import AsyncGenerator
@@ -286,6 +287,7 @@ class ChatMegaservice:
         self.orchestrator.add(_remote("llm", llm_url, "/v1/chat/completions", ServiceType.LLM))
         self.rag: RagOrchestrator | None = None
         self.retriever_node = ""
+        self.urls = {"LLM": llm_url}
         if embedding_url and retriever_url:
             rag = RagOrchestrator(model_name)
             embedding = _remote("embedding", embedding_url, "/embed", ServiceType.EMBEDDING)
@@ -297,6 +299,20 @@ class ChatMegaservice:
             rag.flow_to(retriever, llm)
             self.rag = rag
             self.retriever_node = retriever.name  # comps names nodes "NAME/MicroService"
+            self.urls.update(embedding=embedding_url, retriever=retriever_url)
+
+    def _unreachable(self, exc: Exception) -> str:
+        """Which node could not be reached, by the address the failure names."""
+        where = ""
+        if isinstance(exc, aiohttp.ClientConnectorError):
+            where = f"{exc.host}:{exc.port}"
+        elif isinstance(exc, httpx.TransportError):
+            with contextlib.suppress(RuntimeError):  # no request attached
+                where = f"{exc.request.url.host}:{exc.request.url.port}"
+        for name, url in self.urls.items():
+            if where and urlsplit(url).netloc == where:
+                return f"cannot reach the {name} server at {url}"
+        return f"cannot reach a service of the graph ({exc})"
 
     async def handle_chat(self, request: Request) -> Any:
         try:
@@ -331,7 +347,7 @@ class ChatMegaservice:
                     retrieval={"k": chat.k or DEFAULT_K,
                                "search_type": chat.search_type or DEFAULT_SEARCH_TYPE})
         except (aiohttp.ClientError, httpx.TransportError) as exc:
-            raise HTTPException(502, f"cannot reach a service of the graph ({exc})") from exc
+            raise HTTPException(502, self._unreachable(exc)) from exc
         for response in results.values():
             if isinstance(response, StreamingResponse):
                 return response
