@@ -6,8 +6,11 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
+import pynvml
 import pytest
+from pytest_mock import MockerFixture
 
 from launcher.cli import _launch_flags as flags_of
 from launcher.cli import build_parser, main
@@ -16,6 +19,7 @@ from launcher.paths import resolve_paths
 from launcher.settings import load_settings
 from models.embedding import check_embedding_folder, resolve_embedding_model
 from rag.embedder import Embedder
+from tests.nvml import nvml_fails
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -95,3 +99,35 @@ def test_the_embedding_model_flag_is_a_setting(home: Path) -> None:
     settings = load_settings(resolve_paths(), flags=flags_of(args))
     assert settings.embedding_model == "all-minilm-l6-v2"
     assert settings.source_of("embedding_model") == "flag --embedding-model"
+
+
+def _doctor(capsys: pytest.CaptureFixture[str]) -> dict[str, dict[str, Any]]:
+    main(["doctor", "--json", "--runtime", "local"])
+    return {row["name"]: row for row in json.loads(capsys.readouterr().out)}
+
+
+def test_doctor_checks_the_embedding_model_of_the_rag_profile(
+        home: Path, minilm: Path, mocker: MockerFixture, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    nvml_fails(mocker, pynvml.NVML_ERROR_LIBRARY_NOT_FOUND)
+    # The chat profile needs none: no line about it.
+    assert not any(name.startswith("embedding") for name in _doctor(capsys))
+
+    monkeypatch.setenv("OPEA_CHAT_PROFILE", "rag")
+    missing = _doctor(capsys)["embedding all-minilm-l6-v2"]
+    assert (missing["status"], missing["fix"]) == (
+        "warn", "run `opea-chat models pull all-minilm-l6-v2`")
+    assert missing["detail"] == (f"not in {home / 'models'} yet; the rag profile needs it")
+
+    folder = home / "models" / "all-minilm-l6-v2"
+    shutil.copytree(minilm, folder)
+    present = _doctor(capsys)["embedding all-minilm-l6-v2"]
+    assert (present["status"], present["detail"]) == (
+        "pass", "ONNX sentence-embedding model, 23.4 MB; the rag profile's embedding service "
+                "serves it")
+
+    (folder / "tokenizer.json").unlink()
+    broken = _doctor(capsys)["embedding all-minilm-l6-v2"]
+    assert (broken["status"], broken["detail"]) == (
+        "fail", "embedding model all-minilm-l6-v2 has no tokenizer.json")
+    assert main(["doctor", "--runtime", "local"]) == 1
