@@ -18,8 +18,9 @@ import numpy.typing as npt
 from fastapi import FastAPI
 from pydantic import BaseModel, ConfigDict
 
-from launcher.errors import DocumentError, OpeaChatError
+from opea.errors import OpeaChatError
 from rag import service
+from rag.errors import DocumentError
 from rag.ingest import Embed, http_embedder
 from rag.search import SIMILARITY, search
 from rag.store import Store

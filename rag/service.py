@@ -13,8 +13,9 @@ from collections.abc import Callable
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from launcher.errors import DocumentError, OpeaChatError
+from opea.errors import OpeaChatError
 from opea.host_guard import HostGuard
+from rag.errors import DocumentError
 
 log = logging.getLogger("opea_chat.rag")
 

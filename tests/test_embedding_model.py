@@ -14,10 +14,10 @@ from pytest_mock import MockerFixture
 
 from launcher.cli import _launch_flags as flags_of
 from launcher.cli import build_parser, main
-from launcher.errors import ModelError
 from launcher.paths import resolve_paths
 from launcher.settings import load_settings
 from models.embedding import check_embedding_folder, resolve_embedding_model
+from models.errors import ModelError
 from rag.embedder import Embedder
 from tests.nvml import nvml_fails
 
