@@ -19,9 +19,9 @@ from app.history import Conversation, History
 from app.page_state import NOTICE, key
 from app.render import safe_markdown
 from app.stack_status import StackInfo
-from launcher.errors import OpeaChatError
 from launcher.sizes import human_size
 from opea.dataprep_client import SUPPORTED_SUFFIXES, DataprepClient, Document
+from opea.errors import OpeaChatError
 
 UPLOAD_ROUND = "documents_round"  # a new key empties the uploader after an upload
 UPLOAD_PROBLEMS = "documents_problems"

@@ -25,7 +25,7 @@ from rich.markup import escape
 from launcher import checks as verdicts
 from launcher.checks import Check, Status, failed, passed, warned
 from launcher.docker_engine import DockerFacts, probe_docker
-from launcher.errors import ConfigError, OpeaChatError
+from launcher.errors import ConfigError
 from launcher.gpu import GpuReport, probe_gpus
 from launcher.paths import Paths
 from launcher.preflight import (
@@ -37,10 +37,10 @@ from launcher.preflight import (
     probe_ram,
 )
 from launcher.runtime_choice import Machine, choose_runtime
-from launcher.settings import Settings, load_settings
+from launcher.settings import Settings, load_settings, typed_value
 from launcher.sizes import human_size
 from models.catalogue import CATALOGUE
-from models.formats import FORMATS, GGUF, HF_FOLDER
+from models.formats import FORMATS, ModelFormat
 from models.memory import estimate
 from models.store import (
     LocalModel,
@@ -52,6 +52,7 @@ from models.store import (
     resolve_model,
     unfinished_pulls,
 )
+from opea.errors import OpeaChatError
 
 if TYPE_CHECKING:
     import docker
@@ -119,7 +120,8 @@ def _settings(paths: Paths, flags: Mapping[str, Any]) -> tuple[Settings, Check |
     try:
         return load_settings(paths, flags=flags), None
     except ConfigError as error:
-        fallback = Settings(**{k: v for k, v in flags.items() if v is not None})
+        fallback = Settings(**{k: typed_value(k, v, "flag") for k, v in flags.items()
+                               if v is not None})
         return fallback, failed("settings", error.message,
                                 error.hint or "fix the setting it names")
 
@@ -219,7 +221,8 @@ def chosen_model(settings: Settings, paths: Paths) -> ChosenModel:
         ], ready=False)
     except OpeaChatError as error:
         path = Path(spec).expanduser()
-        model_format = HF_FOLDER if looks_like_path(spec) and path.is_dir() else GGUF
+        folder = looks_like_path(spec) and path.is_dir()
+        model_format = ModelFormat.HF_FOLDER if folder else ModelFormat.GGUF
         placeholder = LocalModel(path.stem if looks_like_path(spec) else spec, path, 0,
                                  model_format)
         return ChosenModel(placeholder, [failed(f"model {placeholder.name}", error.message,
@@ -370,6 +373,48 @@ def hf_token_check(environ: Mapping[str, str]) -> Check:
                               "models only")
 
 
+def embedding_checks(settings: Settings, models_dir: Path, runtime: str) -> list[Check]:
+    """The embedding models in the models folder (whole or not), and, for the local rag
+    profile, the one launch would serve."""
+    from models.embedding import (
+        EMBEDDING_CATALOGUE,
+        check_embedding_folder,
+        list_embedding_models,
+        local_embedding_model,
+        resolve_embedding_model,
+    )
+
+    found = []
+    wanted = None
+    if settings.profile == "rag" and runtime == "local":
+        wanted = local_embedding_model(settings.embedding_model,
+                                       settings.is_default("embedding_model"))
+    present = list_embedding_models(models_dir)
+    for model in present:
+        name = f"embedding {model.name}"
+        try:
+            check_embedding_folder(model.path)
+        except OpeaChatError as error:
+            found.append(failed(name, error.message, error.hint or ""))
+            continue
+        use = "; the rag profile's embedding service serves it" if \
+            wanted is not None and model.name == wanted.lower() else ""
+        found.append(passed(name, f"ONNX sentence-embedding model, "
+                                  f"{human_size(model.size_bytes)}{use}"))
+    if wanted is not None and not any(m.name == wanted.lower() for m in present):
+        name = f"embedding {wanted}"
+        if wanted.lower() in EMBEDDING_CATALOGUE:
+            found.append(warned(name, f"not in {models_dir} yet; the rag profile needs it",
+                                f"run `opea-chat models pull {wanted.lower()}`"))
+        else:
+            try:
+                path = resolve_embedding_model(wanted, models_dir)
+                found.append(passed(name, f"ONNX sentence-embedding model at {path}"))
+            except OpeaChatError as error:
+                found.append(failed(name, error.message, error.hint or ""))
+    return found
+
+
 def unfinished_check(models_dir: Path) -> Check | None:
     leftovers = unfinished_pulls(models_dir)
     if not leftovers:
@@ -466,6 +511,10 @@ def run_doctor(paths: Paths, flags: Mapping[str, Any], gpu_smoke: bool = False,
 
     found_checks += _bounded("the models folder", others, deadline, lambda why: [
         warned("models", f"cannot read {paths.models_dir}: {why}", "check the folder")])
+    found_checks += _bounded(
+        "the embedding models", lambda: embedding_checks(settings, paths.models_dir, runtime),
+        deadline, lambda why: [warned("embedding models", f"cannot read {paths.models_dir}: "
+                                                          f"{why}", "check the folder")])
     unfinished = unfinished_check(paths.models_dir)
     if unfinished is not None:
         found_checks.append(unfinished)

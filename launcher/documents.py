@@ -14,12 +14,12 @@ from typing import IO, Any
 
 import httpx
 
-from launcher.errors import DocumentError, OpeaChatError, ServiceUnreachableError
 from launcher.paths import Paths
 from launcher.session_file import read_session
 from launcher.sizes import human_size
 from launcher.stop import running_launcher
 from opea.dataprep_client import DataprepClient, Document, files_under
+from opea.errors import DocumentRefusedError, OpeaChatError, ServiceUnreachableError
 
 POLL_SECONDS = 0.3
 
@@ -89,7 +89,7 @@ def add(paths: Paths, targets: list[Path], out: IO[str] = sys.stdout,
     url = dataprep_url(paths)  # first: no session is the first thing to say
     files = files_under(targets)
     if not files:
-        raise DocumentError("no files to add there",
+        raise DocumentRefusedError("no files to add there",
                                    hint="give files or folders with PDF, DOCX, HTML, "
                                         "Markdown or text files")
     refused = 0
@@ -104,7 +104,7 @@ def add(paths: Paths, targets: list[Path], out: IO[str] = sys.stdout,
                 watcher.start()
             try:
                 answer = client.add(path)
-            except DocumentError as error:
+            except DocumentRefusedError as error:
                 refused += 1
                 print(f"Error: {path}: {error.one_line()}", file=err)
                 continue

@@ -17,8 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from launcher.errors import ModelError
 from models.catalogue import WheelSource
+from models.errors import ModelError
 
 MODEL_FILE = "model.onnx"
 TOKENIZER_FILE = "tokenizer.json"
@@ -73,6 +73,13 @@ EMBEDDING_CATALOGUE: dict[str, EmbeddingEntry] = {
 }
 
 DEFAULT_EMBEDDING_MODEL = "all-minilm-l6-v2"
+
+
+def local_embedding_model(setting: str, is_default: bool) -> str:
+    """The embedding model the local runtime serves for the ``embedding_model`` setting: the
+    setting's default names the docker runtime's TEI model (a Hugging Face folder), which
+    onnxruntime cannot serve, so the local runtime then uses its own default."""
+    return DEFAULT_EMBEDDING_MODEL if is_default else setting
 
 
 @dataclass(frozen=True)

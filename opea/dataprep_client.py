@@ -18,8 +18,8 @@ from typing import Any
 
 import httpx
 
-from launcher.errors import (
-    DocumentError,
+from opea.errors import (
+    DocumentRefusedError,
     RequestTimeoutError,
     ServiceHTTPError,
     ServiceUnreachableError,
@@ -100,7 +100,7 @@ def files_under(paths: Iterable[Path]) -> list[Path]:
         elif path.is_file():
             found.append(path)
         else:
-            raise DocumentError(f"{path} does not exist",
+            raise DocumentRefusedError(f"{path} does not exist",
                                 hint="give the path of a file or a folder")
     return found
 
@@ -151,7 +151,7 @@ class DataprepClient:
         with self._errors(path):
             response = self._http.post(path, **kwargs)
         if response.status_code in (400, 404, 409, 413, 415, 422):
-            raise DocumentError(_detail(response), status=response.status_code)
+            raise DocumentRefusedError(_detail(response), status=response.status_code)
         if response.is_error:
             raise ServiceHTTPError(response.status_code, response.text, str(response.url))
         try:
@@ -199,7 +199,7 @@ class DataprepClient:
 
 
 def add_all(client: DataprepClient, files: list[Path],
-            progress: Callable[[int, Path, DocumentError | None], None]) -> int:
+            progress: Callable[[int, Path, DocumentRefusedError | None], None]) -> int:
     """Add each file in turn, telling ``progress`` (files done, file, its error or None)
     after each; a file refused (bad PDF, unsupported type) does not stop the others.
     Returns the number of files refused."""
@@ -207,7 +207,7 @@ def add_all(client: DataprepClient, files: list[Path],
     for done, path in enumerate(files, start=1):
         try:
             client.add(path)
-        except DocumentError as error:
+        except DocumentRefusedError as error:
             refused += 1
             progress(done, path, error)
             continue

@@ -29,7 +29,7 @@ class Chunk:
 
 
 def check_sizes(size: int, overlap: int) -> None:
-    from launcher.errors import DocumentError
+    from rag.errors import DocumentError
 
     if not 50 <= size <= 100_000:
         raise DocumentError(f"chunk_size {size} is out of range",

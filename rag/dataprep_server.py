@@ -19,10 +19,11 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.datastructures import UploadFile
 
-from launcher.errors import DocumentError, OpeaChatError
+from opea.errors import OpeaChatError
 from rag import service
 from rag.chunks import CHUNK_OVERLAP, CHUNK_SIZE, check_sizes
 from rag.documents import clean_name
+from rag.errors import DocumentError
 from rag.ingest import Embed, Progress, http_embedder, ingest
 from rag.store import Store
 

@@ -15,7 +15,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import PurePosixPath, PureWindowsPath
 
-from launcher.errors import DocumentError
+from rag.errors import DocumentError
 
 SUFFIXES = {
     ".pdf": "pdf", ".docx": "docx", ".html": "html", ".htm": "html",

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from launcher.errors import ModelError
+from models.errors import ModelError
 
 MODEL_FILE = "model.onnx"
 TOKENIZER_FILE = "tokenizer.json"
@@ -47,6 +47,9 @@ class Embedder:
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads or min(4, os.cpu_count() or 1)
         options.log_severity_level = 3
+        # onnxruntime's memory arena keeps the largest batch's buffers for good: measured
+        # 532 MB RSS with it, 277 MB without, after 128 chunks of 1500 characters.
+        options.enable_cpu_mem_arena = False
         try:
             self.session = onnxruntime.InferenceSession(
                 str(model), options, providers=["CPUExecutionProvider"])

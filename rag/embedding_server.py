@@ -13,9 +13,9 @@ from typing import Any
 from fastapi import FastAPI
 from pydantic import BaseModel
 
-from launcher.errors import DocumentError
 from rag import service
 from rag.embedder import DIMENSION, MAX_TOKENS, Embedder
+from rag.errors import DocumentError
 
 MODEL_NAME = "all-minilm-l6-v2"
 MAX_INPUTS = 512

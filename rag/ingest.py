@@ -11,9 +11,10 @@ from typing import Any
 import httpx
 import numpy as np
 
-from launcher.errors import DocumentError, OpeaChatError
+from opea.errors import OpeaChatError
 from rag.chunks import split_sections
 from rag.documents import parse
+from rag.errors import DocumentError
 from rag.store import Store
 
 # Texts per request to the embedding service: small enough that progress moves often.

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from launcher.errors import DocumentError
+from rag.errors import DocumentError
 
 SIMILARITY = "similarity"
 THRESHOLD = "similarity_score_threshold"

@@ -13,8 +13,9 @@ from collections.abc import Callable
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from launcher.errors import DocumentError, OpeaChatError
+from opea.errors import OpeaChatError
 from opea.host_guard import HostGuard
+from rag.errors import DocumentError
 
 log = logging.getLogger("opea_chat.rag")
 
@@ -47,6 +48,10 @@ def bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # Accepted connections inherit it: without it a kept-alive client waited ~40 ms per
+    # request (the response's second write held back by Nagle until the client's delayed
+    # ACK), measured 44 ms p50 for GET /health against 1-2 ms with it.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     try:
         sock.bind((host, port))
     except OSError as exc:

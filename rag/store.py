@@ -97,6 +97,8 @@ class Store:
         self._db.execute("PRAGMA journal_mode=WAL")
         # WAL + NORMAL: a killed process loses nothing committed (only power loss could).
         self._db.execute("PRAGMA synchronous=NORMAL")
+        # The write-ahead log grows to the largest ingest; give the space back afterwards.
+        self._db.execute("PRAGMA journal_size_limit=8388608")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.executescript(_SCHEMA)
 

@@ -6,13 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from launcher.errors import ModelError, PortInUseError
+from launcher.errors import PortInUseError
 from launcher.gpu import GpuReport
 from launcher.local_runtime import LocalRuntime, service_command
 from launcher.paths import resolve_paths
 from launcher.plan import plan_stack
 from launcher.progress import Progress
 from launcher.settings import load_settings
+from models.errors import ModelError
 from models.store import LocalModel
 
 MODEL = LocalModel(name="m", path=Path("/m.gguf"), size_bytes=1)

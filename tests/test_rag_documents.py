@@ -6,9 +6,9 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from launcher.errors import DocumentError
 from rag.chunks import check_sizes, split_sections, split_text
 from rag.documents import Section, clean_name, parse
+from rag.errors import DocumentError
 from rag.search import MMR, THRESHOLD, search
 from tests.sample_documents import docx, encrypted_pdf, image_only_pdf, text_pdf
 
