@@ -10,13 +10,14 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from launcher import __version__
 from launcher.errors import ConfigError, PortInUseError
 from launcher.paths import resolve_paths
 from launcher.ports import HOST
 from launcher.settings import Settings
-from models.embedding import DEFAULT_EMBEDDING_MODEL
+from models.embedding import local_embedding_model
 from models.errors import ModelError
 from models.formats import ModelFormat
 from models.store import LocalModel
@@ -86,11 +87,21 @@ def profile_services(profile: str, runtime: str, model: LocalModel) -> tuple[Ser
     return (llm_spec(runtime, model), *services)
 
 
+def embedding_folder(settings: Settings, models_dir: Path) -> Path:
+    """The local rag profile's embedding model folder: a name in the models folder, or a
+    path (``--embedding-model``); the setting's default means the local default model."""
+    name = local_embedding_model(settings.embedding_model,
+                                 settings.is_default("embedding_model"))
+    if "/" in name or name.startswith((".", "~")):
+        return Path(name).expanduser()
+    return models_dir / name.lower()
+
+
 def template_values(settings: Settings, model: LocalModel) -> dict[str, str]:
     # The folders of this home: the same resolution as the launcher's own (OPEA_CHAT_HOME).
     paths = resolve_paths()
     return {
-        "embedding_model_dir": str(paths.models_dir / DEFAULT_EMBEDDING_MODEL),
+        "embedding_model_dir": str(embedding_folder(settings, paths.models_dir)),
         "rag_dir": str(paths.data_dir / RAG_FOLDER),
         "model_name": model.name,
         "model_path": str(model.path),

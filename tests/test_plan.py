@@ -90,3 +90,13 @@ def test_a_rag_launch_refuses_a_damaged_embedding_model_before_starting_anything
     with pytest.raises(ModelError, match="embedding model all-minilm-l6-v2 has no tokenizer"):
         runtime.prepare(plan, Progress())
     assert runtime.records() == []
+
+
+def test_the_embedding_model_setting_names_the_local_embedding_folder(home: Path,
+                                                                      tmp_path: Path) -> None:
+    for value, expected in (("all-MiniLM-L6-v2", resolve_paths().models_dir / "all-minilm-l6-v2"),
+                            (str(tmp_path / "mine"), tmp_path / "mine")):
+        settings = load_settings(resolve_paths(), {},
+                                 flags={"profile": "rag", "embedding_model": value})
+        plan = plan_stack(settings, MODEL, lambda port: True, lambda: 1, runtime="local")
+        assert plan.values["embedding_model_dir"] == str(expected)
