@@ -94,6 +94,14 @@ def add(paths: Paths, targets: list[Path], out: IO[str] = sys.stdout,
                                         "Markdown or text files")
     refused = 0
     with DataprepClient(url) as client, _bar(len(files), out.isatty()) as bar:
+
+        def say(line: str, stream: IO[str]) -> None:
+            """Above the live bar while there is one (a plain print would tear it)."""
+            if bar is not None and stream is out:
+                bar[0].console.print(line, markup=False, highlight=False)
+            else:
+                print(line, file=stream)
+
         for path in files:
             stop = threading.Event()
             watcher = None
@@ -106,7 +114,7 @@ def add(paths: Paths, targets: list[Path], out: IO[str] = sys.stdout,
                 answer = client.add(path)
             except DocumentRefusedError as error:
                 refused += 1
-                print(f"Error: {path}: {error.one_line()}", file=err)
+                say(f"Error: {path}: {error.one_line()}", err)
                 continue
             finally:
                 stop.set()
@@ -116,7 +124,7 @@ def add(paths: Paths, targets: list[Path], out: IO[str] = sys.stdout,
                     bar[0].advance(bar[1])
             chunks = _chunks_added(answer, path.name)
             count = f" ({chunks} chunk{'s' * (chunks != 1)})" if chunks is not None else ""
-            print(f"added {path.name}{count}", file=out)
+            say(f"added {path.name}{count}", out)
     added = len(files) - refused
     print(f"{added} of {len(files)} file{'s' * (len(files) != 1)} added"
           + (f", {refused} refused" if refused else ""), file=out)
