@@ -29,10 +29,10 @@ def dataprep_url(paths: Paths) -> str:
     if running_launcher(record) is None or record is None:
         raise ServiceUnreachableError("opea-chat is not running",
                                       hint="start it with `opea-chat launch --profile rag`")
-    url = record.get("urls", {}).get("dataprep")
+    url = record.urls.get("dataprep")
     if not url:
         raise ServiceUnreachableError(
-            f"the running opea-chat has no documents (profile {record.get('profile')})",
+            f"the running opea-chat has no documents (profile {record.profile})",
             hint="stop it and start `opea-chat launch --profile rag`")
     return str(url)
 

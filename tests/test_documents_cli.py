@@ -4,6 +4,7 @@ when there is no session or no documents service."""
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import psutil
@@ -11,8 +12,17 @@ import pytest
 
 from launcher.cli import main
 from launcher.paths import resolve_paths
+from launcher.records import ModelRecord, SessionRecord
 from launcher.session_file import write_session
 from opea.dataprep_client import Document, document_from, documents_in, files_under
+
+
+def this_process_as_launcher(profile: str, urls: dict[str, str]) -> SessionRecord:
+    """A session file naming this test process as its launcher (alive, so "running")."""
+    return SessionRecord(
+        launcher_pid=os.getpid(), launcher_create_time=psutil.Process().create_time(),
+        runtime="local", profile=profile, model=ModelRecord("m", "/m.gguf", "gguf"),
+        context_size=4096, started_at=time.time(), urls=urls, services=())
 
 
 def test_docs_without_a_running_session_says_how_to_start_one(
@@ -25,10 +35,8 @@ def test_docs_without_a_running_session_says_how_to_start_one(
 
 def test_docs_against_a_chat_session_says_it_has_no_documents(
         home: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    me = psutil.Process()
-    write_session(resolve_paths().session_file, {
-        "launcher_pid": os.getpid(), "launcher_create_time": me.create_time(),
-        "profile": "chat", "urls": {"megaservice": "http://127.0.0.1:1"}, "services": []})
+    write_session(resolve_paths().session_file,
+                  this_process_as_launcher("chat", {"megaservice": "http://127.0.0.1:1"}))
     assert main(["docs", "add", str(home)]) == 1
     err = capsys.readouterr().err
     assert err.startswith("Error: the running opea-chat has no documents (profile chat)")
@@ -37,10 +45,8 @@ def test_docs_against_a_chat_session_says_it_has_no_documents(
 
 def test_docs_add_of_a_folder_without_documents_says_what_it_takes(
         home: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    me = psutil.Process()
-    write_session(resolve_paths().session_file, {
-        "launcher_pid": os.getpid(), "launcher_create_time": me.create_time(),
-        "profile": "rag", "urls": {"dataprep": "http://127.0.0.1:1"}, "services": []})
+    write_session(resolve_paths().session_file,
+                  this_process_as_launcher("rag", {"dataprep": "http://127.0.0.1:1"}))
     (home / "empty").mkdir()
     assert main(["docs", "add", str(home / "empty")]) == 1
     assert capsys.readouterr().err == (

@@ -44,9 +44,15 @@ def test_taken_explicit_port_fails_naming_port_and_setting(home: Path) -> None:
 
 
 def test_two_services_never_share_a_port(home: Path) -> None:
-    both = load_settings(resolve_paths(), {}, flags={"llm_port": 9100, "app_port": 9100})
-    with pytest.raises(PortInUseError, match="port 9100 for the app service"):
+    both = load_settings(resolve_paths(), {"OPEA_CHAT_LLM_PORT": "9100"},
+                         flags={"app_port": 9100})
+    with pytest.raises(PortInUseError) as caught:
         plan_stack(both, MODEL, lambda port: True, lambda: 40001)
+    assert caught.value.one_line() == (
+        "port 9100 was given twice: to the llm service (llm_port, from environment variable "
+        "OPEA_CHAT_LLM_PORT) "
+        "and to the app service (app_port, from flag --app-port); give each service its "
+        "own port")
 
     only_llm = load_settings(resolve_paths(), {}, flags={"llm_port": 8501})
     plan = plan_stack(only_llm, MODEL, lambda port: True, lambda: 40001)
@@ -54,15 +60,16 @@ def test_two_services_never_share_a_port(home: Path) -> None:
 
 
 def test_the_local_rag_profile_runs_chatqnas_graph_as_processes(home: Path) -> None:
-    """No vector DB and no reranker: the embedding, dataprep and retriever processes, the
-    megaservice with the rag graph once its nodes answer, and the app once documents can
-    be added; the plan says reranking is off."""
+    """No vector DB and no reranker: the embedding, dataprep and retriever processes (the
+    last two once embedding answers, as rag/README.md asks), the megaservice with the rag
+    graph and the app, which use them; the plan says reranking is off."""
     settings = load_settings(resolve_paths(), {}, flags={"profile": "rag"})
     plan = plan_stack(settings, MODEL, lambda port: True, lambda: 1, runtime="local")
     assert [s.name for s in plan.services] == [
         "llm", "embedding", "dataprep", "retriever", "megaservice", "app"]
-    assert plan.service("megaservice").spec.waits_for == ("llm", "embedding", "retriever")
-    assert plan.service("app").spec.waits_for == ("megaservice", "dataprep")
+    assert plan.service("megaservice").spec.needs == ("llm", "embedding", "retriever")
+    assert plan.service("app").spec.needs == ("megaservice", "dataprep")
+    assert plan.service("dataprep").spec.waits_for == ("embedding",)
     assert [s.port for s in plan.services] == [9009, 6006, 6007, 7000, 8888, 8501]
     assert any(note.startswith("reranking off") for note in plan.notes)
 
