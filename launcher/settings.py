@@ -159,7 +159,9 @@ class Settings:
     tag: str = setting(OPEA_RELEASE, "docker: tag of the `opea/*` images, like OPEA's `TAG` "
                        "(default: the release of the pinned opea-comps)")
     embedding_model: str = setting(
-        "bge-base-en-v1.5", "rag: the embedding model's folder inside the models folder")
+        "bge-base-en-v1.5", "rag: the embedding model (docker: a TEI model folder in the "
+        "models folder; local: all-minilm-l6-v2, used when this is left at its default)",
+        flag=Flag.STACK, metavar="NAME|PATH")
     reranker_model: str = setting(
         "bge-reranker-base", "rag: the reranker model's folder inside the models folder")
     images: Mapping[str, str] = field(default_factory=dict)

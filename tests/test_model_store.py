@@ -32,7 +32,9 @@ def test_list_shows_format_size_memory_need_and_what_is_broken(
     code, out, _ = run_cli(capsys, "models", "list", "--json")
     assert code == 0
     rows = {row["name"]: row for row in json.loads(out)}
-    assert sorted(rows) == ["cut", "smollm2-135m", "tiny-llama"]
+    # The catalogue's embedding model (rag), not pulled, is listed too.
+    assert sorted(rows) == ["all-minilm-l6-v2", "cut", "smollm2-135m", "tiny-llama"]
+    assert rows["all-minilm-l6-v2"]["pulled"] is False
     smol = rows["smollm2-135m"]
     assert (smol["format"], smol["size_bytes"], smol["problem"]) == ("gguf", 98_362_432, None)
     assert smol["memory_bytes"] == 397_104_038
