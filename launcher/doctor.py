@@ -11,22 +11,22 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from rich.console import Console
 from rich.markup import escape
 
 from launcher import checks as verdicts
 from launcher.checks import Check, Status, failed, passed, warned
-from launcher.docker_engine import DockerFacts, probe_docker
-from launcher.errors import ConfigError, OpeaChatError
-from launcher.gpu import GpuReport, probe_gpus
+from launcher.docker_engine import DockerFacts
+from launcher.errors import ConfigError
+from launcher.gpu import GpuReport
+from launcher.machine import Look, Probe, describe_failure
 from launcher.paths import Paths
 from launcher.preflight import (
     Ram,
@@ -34,13 +34,12 @@ from launcher.preflight import (
     llm_memory_target,
     model_download_disk,
     model_fit,
-    probe_ram,
 )
-from launcher.runtime_choice import Machine, choose_runtime
-from launcher.settings import Settings, load_settings
+from launcher.runtime_choice import choose_runtime
+from launcher.settings import Settings, load_settings, typed_value
 from launcher.sizes import human_size
 from models.catalogue import CATALOGUE
-from models.formats import FORMATS, GGUF, HF_FOLDER
+from models.formats import FORMATS, ModelFormat
 from models.memory import estimate
 from models.store import (
     LocalModel,
@@ -52,6 +51,7 @@ from models.store import (
     resolve_model,
     unfinished_pulls,
 )
+from opea.errors import OpeaChatError
 
 if TYPE_CHECKING:
     import docker
@@ -65,44 +65,7 @@ MIN_BUDGET = 1.0
 T = TypeVar("T")
 
 
-class ProbeTimeout(Exception):
-    """A probe that did not answer before the deadline (it goes on in the background,
-    in a daemon thread that does not keep doctor from exiting)."""
-
-
-class Probe(Generic[T]):
-    """One probe running in a daemon thread."""
-
-    def __init__(self, what: str, probe: Callable[[], T]):
-        self.what = what
-        self.started = time.monotonic()
-        self._result: T | None = None
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, args=(probe,), daemon=True,
-                                        name=f"doctor: {what}")
-        self._thread.start()
-
-    def _run(self, probe: Callable[[], T]) -> None:
-        try:
-            self._result = probe()
-        except BaseException as error:  # a probe's failure is a finding, never a crash
-            self._error = error
-
-    def result(self, deadline: float) -> T:
-        """The probe's result; raise what it raised, or ``ProbeTimeout`` after the deadline."""
-        self._thread.join(max(0.0, deadline - time.monotonic()))
-        if self._thread.is_alive():
-            raise ProbeTimeout(f"{self.what} did not answer within "
-                               f"{max(0.0, deadline - self.started):.1f} s")
-        if self._error is not None:
-            raise self._error
-        return self._result  # type: ignore[return-value]
-
-
-def _failure(error: BaseException) -> str:
-    if isinstance(error, ProbeTimeout | OpeaChatError):
-        return str(error)
-    return f"{type(error).__name__}: {error}"
+_failure = describe_failure
 
 
 @dataclass
@@ -119,7 +82,8 @@ def _settings(paths: Paths, flags: Mapping[str, Any]) -> tuple[Settings, Check |
     try:
         return load_settings(paths, flags=flags), None
     except ConfigError as error:
-        fallback = Settings(**{k: v for k, v in flags.items() if v is not None})
+        fallback = Settings(**{k: typed_value(k, v, "flag") for k, v in flags.items()
+                               if v is not None})
         return fallback, failed("settings", error.message,
                                 error.hint or "fix the setting it names")
 
@@ -219,7 +183,8 @@ def chosen_model(settings: Settings, paths: Paths) -> ChosenModel:
         ], ready=False)
     except OpeaChatError as error:
         path = Path(spec).expanduser()
-        model_format = HF_FOLDER if looks_like_path(spec) and path.is_dir() else GGUF
+        folder = looks_like_path(spec) and path.is_dir()
+        model_format = ModelFormat.HF_FOLDER if folder else ModelFormat.GGUF
         placeholder = LocalModel(path.stem if looks_like_path(spec) else spec, path, 0,
                                  model_format)
         return ChosenModel(placeholder, [failed(f"model {placeholder.name}", error.message,
@@ -413,30 +378,16 @@ def run_doctor(paths: Paths, flags: Mapping[str, Any], gpu_smoke: bool = False,
     """Every check, in the order a user reads them: the machine, the runtime, the stack,
     the model, the other models."""
     deadline = probe_deadline(process_started)
-    gpu_probe = Probe("the NVIDIA driver (NVML)", probe_gpus)
-    docker_probe = Probe("the Docker engine",
-                         partial(probe_docker, max(0.5, deadline - time.monotonic())))
-    ram_probe = Probe("RAM", probe_ram)
+    look = Look(deadline, docker=True)
     settings, settings_problem = _settings(paths, flags)
     found_checks: list[Check] = [settings_problem] if settings_problem else []
-
-    try:
-        gpus = gpu_probe.result(deadline)
-    except BaseException as error:
-        gpus = GpuReport(problem=f"probing the GPUs failed: {_failure(error)}")
-    try:
-        docker_facts, client = docker_probe.result(deadline)
-    except BaseException as error:
-        docker_facts, client = DockerFacts(problem=_failure(error)), None
-    try:
-        ram: Ram | None = ram_probe.result(deadline)
-    except BaseException:
-        ram = None
+    facts = look.facts()
+    gpus, docker_facts, client, ram = facts.gpus, facts.docker, facts.client, facts.ram
     found = Findings(settings, gpus, docker_facts, client)
 
     requested = settings.runtime
-    machine = Machine(docker_facts.problem, docker_facts.nvidia_runtime, gpus)
-    runtime, reason = choose_runtime(requested, machine if requested == "auto" else None)
+    runtime, reason = choose_runtime(requested, facts.for_runtime_choice()
+                                     if requested == "auto" else None)
     found_checks += verdicts.gpu_checks(gpus)
     found_checks.append(verdicts.docker_check(docker_facts, needed=runtime == "docker"))
     found_checks.append(verdicts.nvidia_runtime_check(docker_facts, gpus))

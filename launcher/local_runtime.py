@@ -12,10 +12,9 @@ import functools
 import os
 import platform
 import sys
+from importlib.util import find_spec
 from pathlib import Path
-from typing import Any
 
-import app
 from launcher.errors import ConfigError
 from launcher.gpu import GpuReport, describe_gpus, probe_gpus
 from launcher.plan import PlannedService, StackPlan, render
@@ -26,11 +25,23 @@ from launcher.processes import (
     log_tail,
     start_child,
     stop_child,
+    stop_children,
 )
 from launcher.progress import Progress
-from opea.stack import MEGASERVICE_URL_VARIABLE, Role
+from launcher.records import ServiceRecord
+from opea.stack import APP_MODULE, MEGASERVICE_URL_VARIABLE, Role
 
-APP_SCRIPT = Path(app.__file__).parent / "main.py"
+
+def _module_file(name: str) -> Path:
+    """The file of one of this project's modules, found by name: the launcher runs the app's
+    page script but does not import the app (the layering rule in pyproject.toml)."""
+    spec = find_spec(name)
+    if spec is None or spec.origin is None:
+        raise ModuleNotFoundError(f"no module named {name!r}", name=name)
+    return Path(spec.origin)
+
+
+APP_SCRIPT = _module_file(APP_MODULE)
 
 
 def child_environment(base: dict[str, str] | None = None) -> dict[str, str]:
@@ -142,7 +153,7 @@ class LocalRuntime:
     def log_location(self, service: str) -> str:
         return str(self.log_dir / f"{service}.log")
 
-    def records(self) -> list[dict[str, Any]]:
+    def records(self) -> list[ServiceRecord]:
         return [child.record() for child in self._children.values()]
 
     def stop_service(self, service: str) -> None:
@@ -151,5 +162,4 @@ class LocalRuntime:
             stop_child(child)
 
     def stop_all(self) -> None:
-        for name in reversed(list(self._children)):
-            stop_child(self._children[name])
+        stop_children([self._children[name] for name in reversed(list(self._children))])

@@ -14,11 +14,11 @@ import time
 from dataclasses import dataclass
 from typing import IO
 
-from launcher.errors import ServiceUnreachableError
 from launcher.paths import Paths
 from launcher.session_file import read_session
 from launcher.stop import running_launcher
 from opea.client import ChatParams, Message, OpeaClient
+from opea.errors import ServiceUnreachableError
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ def megaservice_url(paths: Paths) -> str:
     if running_launcher(record) is None or record is None:
         raise ServiceUnreachableError("opea-chat is not running",
                                       hint="start it with `opea-chat launch`")
-    return str(record["urls"]["megaservice"])
+    return record.urls["megaservice"]
 
 
 def answer(client: OpeaClient, messages: list[Message], params: ChatParams,
