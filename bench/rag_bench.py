@@ -145,6 +145,30 @@ def rss_mb(child: ChildProcess) -> float:
     return round(psutil.Process(child.pid).memory_info().rss / 1e6, 1)
 
 
+def embedding_cpu_cost(model: Path) -> dict[str, float]:
+    """What embedding costs in CPU time on one thread (a figure the machine's load does not
+    change): chunks of ~1500 characters of a licence text, and a one-line question."""
+    from rag.chunks import split_text
+    from rag.embedder import Embedder
+
+    embedder = Embedder(model, threads=1)
+    text = Path("/usr/share/common-licenses/GPL-3").read_text()
+    chunks = split_text(text, 1500, 100)
+    embedder.embed(chunks[:8])
+    started = time.process_time()
+    embedder.embed(chunks)
+    per_chunk = (time.process_time() - started) / len(chunks)
+    started = time.process_time()
+    for _ in range(20):
+        embedder.embed(["how do I convey the object code of a covered work?"])
+    per_query = (time.process_time() - started) / 20
+    result = {"chunks": len(chunks), "chunks_per_cpu_second": round(1 / per_chunk, 1),
+              "query_cpu_ms": round(1000 * per_query, 1)}
+    print(f"embedding on one thread: {result['chunks_per_cpu_second']} chunks per CPU-second "
+          f"(1500-character chunks), {result['query_cpu_ms']} ms CPU per question")
+    return result
+
+
 def mixed_corpus(limit_bytes: int) -> list[tuple[str, bytes]]:
     """Real files of every supported type, up to about ``limit_bytes`` in all."""
     candidates: list[tuple[str, bytes]] = []
@@ -254,15 +278,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--sizes", default="1000,10000,100000")
     parser.add_argument("--latency-only", action="store_true",
-                        help="measure retrieval latency only; keep the other results")
+                        help="measure retrieval latency and the embedding's CPU cost only; "
+                             "keep the other results")
     args = parser.parse_args(argv)
     from threadpoolctl import threadpool_limits
 
     # The floor and the in-process search on one BLAS thread, as the retriever runs them.
     threadpool_limits(limits=1, user_api="blas")
     results: dict[str, Any]
+    model = pull_embedding_model("all-minilm-l6-v2", CACHE / "models", say=lambda t: None).path
     if args.latency_only:
         results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+        results["embedding_cpu"] = embedding_cpu_cost(model)
         with tempfile.TemporaryDirectory(prefix="opea-chat-rag-bench-") as scratch:
             print(f"retrieval latency, k=4, {args.queries} queries per size:")
             results["latency"] = latency([int(s) for s in args.sizes.split(",")],
@@ -270,9 +297,9 @@ def main(argv: list[str] | None = None) -> int:
             results["latency"]["load_average_at_start"] = psutil.getloadavg()
         RESULTS.write_text(json.dumps(results, indent=2) + "\n")
         return 0
-    model = pull_embedding_model("all-minilm-l6-v2", CACHE / "models", say=lambda t: None).path
     results = {"machine": {"cpus": psutil.cpu_count(),
-                                           "load_average_at_start": psutil.getloadavg()}}
+                           "load_average_at_start": psutil.getloadavg()},
+               "embedding_cpu": embedding_cpu_cost(model)}
     with tempfile.TemporaryDirectory(prefix="opea-chat-rag-bench-") as scratch:
         work = Path(scratch)
         data, logs = work / "rag", work / "logs"

@@ -15,8 +15,15 @@ import sys
 from importlib.util import find_spec
 from pathlib import Path
 
+from launcher.devices import (
+    Placement,
+    describe_device,
+    llama_cpp_offloads,
+    model_need,
+    place_model,
+)
 from launcher.errors import ConfigError
-from launcher.gpu import GpuReport, describe_gpus, probe_gpus
+from launcher.gpu import GpuReport, probe_gpus
 from launcher.plan import PlannedService, StackPlan, render
 from launcher.ports import HOST
 from launcher.processes import (
@@ -92,17 +99,6 @@ def ensure_embedding_model(folder: Path, progress: Progress) -> None:
     check_embedding_folder(folder)
 
 
-def llama_cpp_offloads() -> bool:
-    """Whether the installed llama.cpp can put layers on a GPU (a CUDA build: see
-    scripts/build-llama.sh). The portable CPU build cannot."""
-    try:
-        import llama_cpp
-
-        return bool(llama_cpp.llama_supports_gpu_offload())
-    except (ImportError, OSError, AttributeError):
-        return False
-
-
 def cpu_name(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
     name = platform.processor() or platform.machine()
     with contextlib.suppress(OSError):
@@ -120,6 +116,7 @@ class LocalRuntime:
         self.log_dir = log_dir
         self._gpus = gpus
         self._children: dict[str, ChildProcess] = {}
+        self._placement: Placement | None = None
 
     @property
     def gpus(self) -> GpuReport:
@@ -127,21 +124,34 @@ class LocalRuntime:
             self._gpus = probe_gpus()
         return self._gpus
 
+    @property
+    def placement(self) -> Placement:
+        """Where the LLM runs; before ``prepare`` has seen the model, on the GPU wherever
+        this llama.cpp build and the machine allow it (asked once: it loads llama.cpp and
+        may probe NVML)."""
+        if self._placement is None:
+            self._placement = place_model(self.gpus, self._offloads, "the model", None)
+        return self._placement
+
     @functools.cached_property
+    def _offloads(self) -> bool:
+        return self.gpus.usable and llama_cpp_offloads()
+
+    @property
     def gpu_layers(self) -> int:
-        """All layers on the GPU where this llama.cpp build and the machine allow it (asked
-        once: it loads llama.cpp and may probe NVML)."""
-        return -1 if self.gpus.usable and llama_cpp_offloads() else 0
+        return self.placement.gpu_layers
 
     def prepare(self, plan: StackPlan, progress: Progress) -> None:
-        """The packages are installed and the LLM is on disk; the rag profile's embedding
-        model is pulled here on its first launch (like the LLM on the first chat launch)."""
+        """The packages are installed and the LLM is on disk (the rag profile's embedding
+        model is pulled here on its first launch, like the LLM on the first chat launch).
+        Decide where the model runs: on the GPU if llama.cpp can offload and it fits."""
         if any(service.spec.role is Role.EMBEDDING for service in plan.services):
             ensure_embedding_model(Path(plan.values["embedding_model_dir"]), progress)
-        if self.gpus.usable and not llama_cpp_offloads():
-            progress.note("This llama.cpp was built for the CPU, so the GPU stays unused: "
-                          "rebuild it with scripts/build-llama.sh on a machine with nvcc, or "
-                          "use --runtime docker.")
+        if self.gpus.usable:
+            need = model_need(plan.model, int(plan.values["context_size"]))
+            self._placement = place_model(self.gpus, self._offloads, plan.model.name, need)
+            # Under the Runtime line: which device runs the model, and why not the GPU.
+            progress.note(f"Device: {self.device()}")
 
     def start(self, service: PlannedService, plan: StackPlan) -> None:
         env = child_environment()
@@ -165,9 +175,7 @@ class LocalRuntime:
         return log_tail(self._children[service].log_path, lines)
 
     def device(self) -> str:
-        if self.gpu_layers:
-            return "GPU: " + describe_gpus(self.gpus)
-        return f"CPU: {cpu_name()}"
+        return describe_device(self.placement, self.gpus, cpu_name())
 
     def log_location(self, service: str) -> str:
         return str(self.log_dir / f"{service}.log")

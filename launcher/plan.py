@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from launcher import __version__
@@ -84,7 +84,15 @@ def profile_services(profile: str, runtime: str, model: LocalModel) -> tuple[Ser
     if services is None:
         raise ConfigError(f"the {profile} profile runs OPEA's containers",
                           hint="use --runtime docker, or --profile chat")
-    return (llm_spec(runtime, model), *services)
+    llm = llm_spec(runtime, model)
+    # The LLM waits for these (those the runtime runs) and starts right after the last.
+    after = [name for name in PROFILES[profile].llm_after
+             if any(spec.name == name for spec in services)]
+    if not after:
+        return (llm, *services)
+    position = max(i for i, spec in enumerate(services) if spec.name in after) + 1
+    llm = replace(llm, waits_for=(*llm.waits_for, *after))
+    return (*services[:position], llm, *services[position:])
 
 
 def embedding_folder(settings: Settings, models_dir: Path) -> Path:
@@ -110,7 +118,8 @@ def template_values(settings: Settings, model: LocalModel) -> dict[str, str]:
         "threads": str(settings.llm_threads or os.cpu_count() or 1),
         "embedding_model": settings.embedding_model,
         "reranker_model": settings.reranker_model,
-        "registry": settings.registry,
+        # OPEA's REGISTRY: it replaces the `opea` namespace (``${REGISTRY:-opea}/chatqna``).
+        "registry": settings.registry.rstrip("/") or "opea",
         "tag": settings.tag,
         "version": __version__,
     }

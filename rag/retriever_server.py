@@ -11,11 +11,11 @@ import argparse
 import threading
 import uuid
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 from fastapi import FastAPI
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
 from opea.errors import OpeaChatError
@@ -41,21 +41,32 @@ class RetrievalRequest(BaseModel):
 
 
 class Index:
-    """The index's vectors in memory, reloaded when dataprep has changed the index."""
+    """The index's vectors in memory, brought up to date when dataprep has changed the index:
+    after additions only the new chunks are read (a chunk's id is greater than every id before
+    it, since the ones after the largest were never removed); after a removal, all of them
+    (measured: 1.5 to 6 s for 100k chunks on a busy 2-core machine)."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
         self.lock = threading.Lock()
         self.generation = -1
+        self.removals = -1
         self.ids: npt.NDArray[np.int64] = np.zeros(0, dtype=np.int64)
         self.matrix: npt.NDArray[np.float32] = np.zeros((0, 0), dtype=np.float32)
 
     def current(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
         with self.lock:
-            generation = self.store.generation()
-            if generation != self.generation:
+            generation, removals = self.store.counters()
+            if generation == self.generation:
+                return self.ids, self.matrix
+            if removals == self.removals and self.ids.size:
+                ids, matrix = self.store.vectors(after=int(self.ids[-1]))
+                if ids.size:
+                    self.ids = np.concatenate([self.ids, ids])
+                    self.matrix = np.concatenate([self.matrix, matrix])
+            else:
                 self.ids, self.matrix = self.store.vectors()
-                self.generation = generation
+            self.generation, self.removals = generation, removals
             return self.ids, self.matrix
 
 
@@ -68,8 +79,9 @@ def build_app(store: Store, embed: Embed | None) -> FastAPI:
     def health() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.post("/v1/retrieval")
-    def retrieve(request: RetrievalRequest) -> dict[str, Any]:
+    # A JSONResponse as is: FastAPI's encoding of a returned dict cost more than the search.
+    @app.post("/v1/retrieval", response_class=JSONResponse)
+    def retrieve(request: RetrievalRequest) -> JSONResponse:
         text = request.text if request.text is not None else request.input
         vector = request.embedding
         if vector and isinstance(vector[0], list):
@@ -93,8 +105,8 @@ def build_app(store: Store, embed: Embed | None) -> FastAPI:
             docs.append({"id": str(chunk.id), "text": chunk.text, "metadata": {
                 "source": chunk.source, "page": chunk.page, "heading": chunk.heading,
                 "chunk": chunk.seq, "score": round(float(score), 4)}})
-        return {"id": uuid.uuid4().hex, "retrieved_docs": docs, "initial_query": text or "",
-                "top_n": request.k}
+        return JSONResponse({"id": uuid.uuid4().hex, "retrieved_docs": docs,
+                             "initial_query": text or "", "top_n": request.k})
 
     return app
 

@@ -55,6 +55,7 @@ CREATE TABLE IF NOT EXISTS chunks (
 CREATE INDEX IF NOT EXISTS chunks_file ON chunks (file_id);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 INSERT OR IGNORE INTO meta VALUES ('generation', 0);
+INSERT OR IGNORE INTO meta VALUES ('removals', 0);
 """
 
 
@@ -116,13 +117,22 @@ class Store:
                 raise
             self._db.execute("COMMIT")
 
-    def _bump(self, db: sqlite3.Connection) -> None:
-        db.execute("UPDATE meta SET value = value + 1 WHERE key = 'generation'")
+    def _bump(self, db: sqlite3.Connection, removed: bool = False) -> None:
+        """Count a change; ``removed``: chunks were deleted (a reader must reload them all,
+        where after additions alone it may read just the new ones)."""
+        keys = ("generation", "removals") if removed else ("generation",)
+        for key in keys:
+            db.execute("UPDATE meta SET value = value + 1 WHERE key = ?", (key,))
 
     def generation(self) -> int:
+        return self.counters()[0]
+
+    def counters(self) -> tuple[int, int]:
+        """How many changes, and how many of them removed chunks."""
         with self._lock:
-            row = self._db.execute("SELECT value FROM meta WHERE key='generation'").fetchone()
-        return int(row[0])
+            rows = dict(self._db.execute(
+                "SELECT key, value FROM meta WHERE key IN ('generation', 'removals')"))
+        return int(rows["generation"]), int(rows["removals"])
 
     # -- writing (dataprep) ----------------------------------------------------------
 
@@ -159,19 +169,19 @@ class Store:
                            "VALUES (?, ?, ?, ?, ?, ?)", rows)
             db.execute("UPDATE files SET status=?, chunks=? WHERE id=?",
                        (COMPLETE, len(rows), file_id))
-            self._bump(db)
+            self._bump(db, removed=replaced > 0)
         return replaced > 0
 
     def delete(self, name: str) -> bool:
         with self._transaction() as db:
             gone = db.execute("DELETE FROM files WHERE name=?", (name,)).rowcount
-            self._bump(db)
+            self._bump(db, removed=True)
         return gone > 0
 
     def delete_all(self) -> int:
         with self._transaction() as db:
             gone = db.execute("DELETE FROM files").rowcount
-            self._bump(db)
+            self._bump(db, removed=True)
         return gone
 
     # -- reading (dataprep's list, the retriever) ------------------------------------------
@@ -183,12 +193,13 @@ class Store:
             ).fetchall()
         return [FileRecord(*row) for row in rows]
 
-    def vectors(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
-        """Ids and vectors (one row each) of every chunk of every complete file."""
+    def vectors(self, after: int = 0) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+        """Ids (ascending) and vectors (one row each) of the chunks of every complete file;
+        with ``after``, only the chunks whose id is greater (added since)."""
         with self._lock:
             rows = self._db.execute(
                 "SELECT c.id, c.vector FROM chunks c JOIN files f ON f.id = c.file_id "
-                "WHERE f.status = ? ORDER BY c.id", (COMPLETE,)).fetchall()
+                "WHERE f.status = ? AND c.id > ? ORDER BY c.id", (COMPLETE, after)).fetchall()
         ids = np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
         if not rows:
             return ids, np.zeros((0, 0), dtype=np.float32)

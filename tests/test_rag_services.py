@@ -24,6 +24,7 @@ from tests.rag_services import (
     dataprep_service,
     embedding_command,
     embedding_service,
+    retriever_command,
     retriever_service,
 )
 from tests.sample_documents import docx, encrypted_pdf, image_only_pdf, text_pdf
@@ -330,3 +331,11 @@ def test_start_errors_are_one_line(tmp_path: Path, minilm: Path) -> None:
             f"Error: cannot listen on 127.0.0.1:{port} (Address already in use); "
             "choose another --port")
     assert not (tmp_path / "rag").exists()
+    # A data folder that cannot be made (a file is in its way).
+    (tmp_path / "file").write_text("in the way")
+    blocked = _start_error(retriever_command(pick_free_port(), tmp_path / "file" / "rag", None))
+    assert blocked.returncode == 2
+    assert blocked.stderr.strip().splitlines()[-1].startswith(
+        f"Error: cannot open the index in {tmp_path / 'file' / 'rag'} (")
+    assert blocked.stderr.strip().endswith("; check that the folder is writable")
+    assert "Traceback" not in blocked.stderr
