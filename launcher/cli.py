@@ -112,6 +112,21 @@ def cmd_export_compose(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export_kubernetes(args: argparse.Namespace) -> int:
+    from launcher.kubernetes import write_manifests
+
+    paths = resolve_paths()
+    settings = load_settings(paths, flags=_launch_flags(args))
+    text, written = write_manifests(settings, paths, args.output, args.expose)
+    if text is not None:
+        sys.stdout.write(text)
+    else:
+        where = args.output if len(written) > 1 else str(written[0])
+        print(f"Wrote {', '.join(str(path) for path in written)}; check them with "
+              f"`kubectl apply --dry-run=server -f {where}`")
+    return 0
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     import time
 
@@ -288,6 +303,21 @@ def build_parser() -> argparse.ArgumentParser:
     add_stack_options(compose)
     compose.add_argument("-o", "--output", metavar="FILE", help="write here (default stdout)")
     compose.set_defaults(func=cmd_export_compose, no_browser=False)
+    kubernetes = export_formats.add_parser(
+        "kubernetes", help="Kubernetes manifests of the same stack (without the app)",
+        description="Write the stack's services as Kubernetes manifests: a Deployment and a "
+                    "Service each, models on a PersistentVolumeClaim. The app stays on the "
+                    "desktop: `launch --runtime remote`. Uses the same settings and flags as "
+                    "launch.")
+    add_stack_options(kubernetes)
+    kubernetes.add_argument("-o", "--output", metavar="DIR|FILE",
+                            help="write one file per service into a folder (one that exists, "
+                                 "or a path ending in /), or all into one file "
+                                 "(default stdout)")
+    kubernetes.add_argument("--expose", choices=("ingress", "loadbalancer"),
+                            help="make the megaservice reachable from outside the cluster "
+                                 "(default: nothing is)")
+    kubernetes.set_defaults(func=cmd_export_kubernetes, no_browser=False)
 
     doctor = commands.add_parser(
         "doctor", help="check this machine: GPU, Docker, images, disk, RAM, ports, models",
