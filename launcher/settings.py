@@ -56,6 +56,12 @@ class Settings:
     tag: str = "latest"
     embedding_model: str = "bge-base-en-v1.5"
     reranker_model: str = "bge-reranker-base"
+    # Remote runtime: the megaservice's base URL, a PEM file of CAs to verify its certificate
+    # with (the system's trust store otherwise), and a file holding a bearer token (or
+    # OPEA_CHAT_ENDPOINT_TOKEN, which is read by launcher.remote and is not a setting).
+    endpoint: str = ""
+    ca_bundle: str = ""
+    endpoint_token_file: str = ""
     images: Mapping[str, str] = field(default_factory=dict)
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
