@@ -14,11 +14,11 @@ from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 
 from app.cache import cache_key, cacheable
-from app.history import AnswerMeta, Conversation, History, Message
+from app.history import AnswerMeta, AnswerStatus, Conversation, History, Message
 from app.tokens import TokenCounter
 from app.trimming import fit_to_context
-from launcher.errors import OpeaChatError
 from opea.client import ChatParams, OpeaClient
+from opea.errors import OpeaChatError
 
 MAX_INPUT_CHARS = 20_000
 Clock = Callable[[], float]
@@ -43,7 +43,7 @@ def context_of(messages: list[Message]) -> list[dict[str, str]]:
         if message.role != "user":
             continue
         answer = messages[index + 1] if index + 1 < len(messages) else None
-        if answer is None or answer.role != "assistant" or answer.status == "failed" \
+        if answer is None or answer.role != "assistant" or answer.status is AnswerStatus.FAILED \
                 or not answer.content:
             continue
         result += [{"role": "user", "content": message.content},
@@ -150,10 +150,10 @@ class AnswerStream:
             self.ended_at = self._clock()
 
     @property
-    def status(self) -> str:
+    def status(self) -> AnswerStatus:
         if self.error is not None:
-            return "failed"
-        return "complete" if self.finished else "stopped"
+            return AnswerStatus.FAILED
+        return AnswerStatus.COMPLETE if self.finished else AnswerStatus.STOPPED
 
     @property
     def completion_tokens(self) -> int:
@@ -201,7 +201,7 @@ def finish_answer(history: History, request: Request, stream: AnswerStream) -> M
         first_token_seconds=stream.first_token_seconds,
         tokens_per_second=stream.tokens_per_second, left_out=request.left_out,
         cached=stream.cached))
-    if status == "complete" and request.cache_key and not stream.cached and stream.text:
+    if status is AnswerStatus.COMPLETE and request.cache_key and not stream.cached and stream.text:
         history.cache_answer(request.cache_key, stream.text, stream.completion_tokens)
     return message
 
@@ -210,4 +210,5 @@ def record_failure(history: History, conversation: Conversation, error: OpeaChat
                    model: str | None) -> Message:
     """An answer that could not even be asked for (the question does not fit, say)."""
     return history.add_answer(conversation.id, "", AnswerMeta(
-        model=model, params=conversation.params, status="failed", error=error.one_line()))
+        model=model, params=conversation.params, status=AnswerStatus.FAILED,
+        error=error.one_line()))

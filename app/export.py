@@ -14,13 +14,12 @@ import time
 from dataclasses import asdict
 from typing import Any
 
-from app.history import Conversation, Message
-from launcher.errors import ImportFileError
+from app.errors import ImportFileError
+from app.history import AnswerStatus, Conversation, Message
 from opea.client import ChatParams
 
 FORMAT = "opea-chat"
 VERSION = 1
-STATUSES = ("complete", "stopped", "failed")
 MAX_IMPORT_BYTES = 50_000_000
 
 Exported = tuple[Conversation, list[Message]]
@@ -69,7 +68,7 @@ def to_markdown(conversation: Conversation, messages: list[Message]) -> str:
             f"{message.completion_tokens} tokens" if message.completion_tokens else None,
             f"{message.tokens_per_second:.1f} tokens/s" if message.tokens_per_second else None,
             "cached" if message.cached else None,
-            message.status if message.status != "complete" else None,
+            message.status if message.status is not AnswerStatus.COMPLETE else None,
         ) if part]
         header = f"## Assistant · {_stamp(message.created_at)}"
         lines += [header + (f" ({', '.join(about)})" if about else ""), ""]
@@ -119,9 +118,11 @@ def _message(record: Any, where: str) -> Message:
     role = record.get("role")
     if role not in ("user", "assistant"):
         raise _fail(f"{where} has role {role!r}; expected 'user' or 'assistant'")
-    status = record.get("status", "complete")
-    if status not in STATUSES:
-        raise _fail(f"{where} has status {status!r}")
+    raw_status = record.get("status", AnswerStatus.COMPLETE)
+    try:
+        status = AnswerStatus(raw_status)
+    except ValueError:
+        raise _fail(f"{where} has status {raw_status!r}") from None
     tokens = _number(record, "completion_tokens", where, None)
     error = record.get("error")
     model = record.get("model")

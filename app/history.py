@@ -20,15 +20,11 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from launcher.errors import (
-    HistoryCorruptError,
-    HistoryError,
-    HistoryLockedError,
-    HistoryTooNewError,
-)
+from app.errors import HistoryCorruptError, HistoryError, HistoryLockedError, HistoryTooNewError
 from opea.client import ChatParams
 
 FILE_NAME = "history.sqlite3"
@@ -105,13 +101,21 @@ class Template:
     system_prompt: str
 
 
+class AnswerStatus(StrEnum):
+    """How an answer ended (the ``status`` column's CHECK names the same values)."""
+
+    COMPLETE = "complete"
+    STOPPED = "stopped"  # the user stopped it: the text is partial
+    FAILED = "failed"  # ``error`` says why
+
+
 @dataclass(frozen=True, kw_only=True)
 class AnswerMeta:
     """What is known about an answer besides its text."""
 
     model: str | None = None
     params: ChatParams | None = None
-    status: str = "complete"
+    status: AnswerStatus = AnswerStatus.COMPLETE
     error: str | None = None
     completion_tokens: int | None = None
     first_token_seconds: float | None = None
@@ -163,7 +167,8 @@ def _message(row: sqlite3.Row) -> Message:
     return Message(
         id=row["id"], conversation_id=row["conversation_id"], role=row["role"],
         content=row["content"], created_at=row["created_at"], model=row["model"],
-        params=params_from_json(row["params"]), status=row["status"], error=row["error"],
+        params=params_from_json(row["params"]), status=AnswerStatus(row["status"]),
+        error=row["error"],
         completion_tokens=row["completion_tokens"],
         first_token_seconds=row["first_token_seconds"],
         tokens_per_second=row["tokens_per_second"], left_out=row["left_out"],

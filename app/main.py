@@ -14,17 +14,18 @@ import streamlit as st
 
 from app import chat, page_state, session_actions
 from app.cache import SETTING as CACHE_SETTING
+from app.errors import ContextOverflowError, HistoryError
 from app.export import MAX_IMPORT_BYTES, parse_json, to_json, to_markdown
-from app.history import FILE_NAME, Conversation, History, Message, set_aside
+from app.history import FILE_NAME, AnswerStatus, Conversation, History, Message, set_aside
 from app.page_state import ANSWER_FOR, EDIT_PROBLEM, EDITING, NOTICE, UNDO, key
 from app.prompts import all_templates
 from app.render import safe_markdown, typed_markdown
 from app.stack_status import LiveStatus, StackInfo, live_status, stack_info
 from app.tokens import TokenCounter, estimate_tokens, gguf_counter
 from launcher import __version__
-from launcher.errors import ContextOverflowError, HistoryError, OpeaChatError
 from launcher.paths import resolve_paths
 from opea.client import OpeaClient
+from opea.errors import OpeaChatError
 
 PRODUCT = "opea-chat"
 NEW_CONVERSATION_SHORTCUT = "Ctrl+Shift+O"
@@ -296,9 +297,9 @@ def show_message(history: History, conversation: Conversation, message: Message,
             return
         if message.content:
             st.markdown(safe_markdown(message.content))
-        if message.status == "stopped":
+        if message.status is AnswerStatus.STOPPED:
             st.caption(":material/stop_circle: Stopped: the answer above is partial.")
-        if message.status == "failed":
+        if message.status is AnswerStatus.FAILED:
             st.error(safe_markdown(message.error or "The answer failed."))  # may quote a server
         if message.left_out:
             turns = "turn" if message.left_out == 1 else "turns"
@@ -306,7 +307,7 @@ def show_message(history: History, conversation: Conversation, message: Message,
                        "the model's context window.")
         text, action = st.columns([6, 1], vertical_alignment="center")
         text.caption(stats_line(message))
-        if message.status == "failed":
+        if message.status is AnswerStatus.FAILED:
             action.button("Retry", key=f"retry-{message.id}", icon=":material/refresh:",
                           on_click=page_state.ask_again,
                           args=(history, state, conversation.id, message.id))

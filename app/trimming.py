@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from app.errors import ContextOverflowError
 from app.tokens import TokenCounter
-from launcher.errors import ContextOverflowError
 
 Message = dict[str, str]
 # The chat template wraps each message in a few tokens (SmolLM2: <|im_start|>role\n ...

@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from launcher.docker_engine import DockerFacts
-from launcher.errors import OpeaChatError
 from launcher.gpu import Gpu, GpuReport
 from launcher.sizes import human_size
 from models.memory import CUDA_CONTEXT_BYTES, MemoryNeed
+from opea.errors import OpeaChatError
 
 TOOLKIT_HINT = ("install nvidia-container-toolkit, run `sudo nvidia-ctk runtime configure "
                 "--runtime=docker` and restart Docker; or use --gpus none")

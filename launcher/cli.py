@@ -11,38 +11,28 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from launcher import __version__
-from launcher.errors import Interrupted, OpeaChatError
+from launcher.errors import Interrupted
 from launcher.paths import resolve_paths
 from launcher.progress import Progress
 from launcher.settings import (
-    PROFILES,
-    PULL_POLICIES,
-    RUNTIMES,
+    Flag,
+    RuntimeName,
     Settings,
+    add_setting_flags,
     load_settings,
     parse_image_flags,
+    setting_flags,
 )
+from opea.errors import OpeaChatError
 
 if TYPE_CHECKING:
+    from models.formats import ModelFormat
     from models.memory import ModelShape
 
 
 def _launch_flags(args: argparse.Namespace) -> dict[str, Any]:
-    return {
-        "runtime": args.runtime,
-        "profile": args.profile,
-        "model": args.model,
-        "open_browser": False if args.no_browser else None,
-        "llm_port": args.llm_port,
-        "megaservice_port": args.megaservice_port,
-        "app_port": args.app_port,
-        "llm_threads": args.llm_threads,
-        "context_size": args.context_size,
-        "pull": args.pull,
-        "gpus": args.gpus,
-        "idle_timeout": getattr(args, "idle_timeout", None),
-        "images": parse_image_flags(args.image) if args.image else None,
-    }
+    return {**setting_flags(args),
+            "images": parse_image_flags(args.image) if args.image else None}
 
 
 def cmd_launch(args: argparse.Namespace) -> int:
@@ -159,7 +149,7 @@ def _model_row(model: Any) -> dict[str, Any]:
     return {**row, **_memory_need(shape, model.format)}
 
 
-def _memory_need(shape: ModelShape, model_format: str) -> dict[str, Any]:
+def _memory_need(shape: ModelShape, model_format: ModelFormat) -> dict[str, Any]:
     """The memory a model needs at the default context, as `models list` shows it."""
     from launcher.sizes import human_size
     from models.formats import FORMATS
@@ -218,23 +208,9 @@ def cmd_models_rm(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_stack_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--runtime", choices=RUNTIMES, help="where services run (default auto)")
-    parser.add_argument("--profile", choices=PROFILES, help="chat (default) or rag")
-    parser.add_argument("--model", metavar="NAME|PATH",
-                        help="a model from `opea-chat models list`, a .gguf file, or a "
-                             "Hugging Face model folder (docker runtime)")
-    for name in ("llm", "megaservice", "app"):
-        parser.add_argument(f"--{name}-port", type=int, metavar="PORT",
-                            help=f"port of the {name} service on 127.0.0.1")
-    parser.add_argument("--llm-threads", type=int, metavar="N",
-                        help="CPU threads for the LLM (0: all cores)")
-    parser.add_argument("--context-size", type=int, metavar="TOKENS",
-                        help="the model's context window")
-    parser.add_argument("--pull", choices=PULL_POLICIES,
-                        help="docker: pull images that are missing (default), always, never")
-    parser.add_argument("--gpus", metavar="all|N|none",
-                        help="docker: GPUs for the services that need one (default all)")
+def add_stack_options(parser: argparse.ArgumentParser, *scopes: Flag) -> None:
+    """The settings' flags (declared in launcher.settings) and ``--image``."""
+    add_setting_flags(parser, Flag.STACK, *scopes)
     parser.add_argument("--image", action="append", metavar="SERVICE=IMAGE",
                         help="docker: use this image for a service (repeatable)")
 
@@ -252,10 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
         "launch", help="start the OPEA services and the chat app, open it in the browser",
         description="Start the LLM server, the OPEA megaservice and the chat app; stop them "
                     "all on Ctrl+C. Flags override OPEA_CHAT_* variables and config.toml.")
-    add_stack_options(launch)
-    launch.add_argument("--no-browser", action="store_true", help="do not open a browser")
-    launch.add_argument("--idle-timeout", type=float, metavar="MINUTES",
-                        help="stop after this long with no browser tab open (0: never)")
+    add_stack_options(launch, Flag.LAUNCH)
     launch.add_argument("--background", action="store_true",
                         help="run detached (as a desktop shortcut does); return once ready")
     launch.set_defaults(func=cmd_launch)
@@ -302,7 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "to a server. Uses the same settings and flags as launch.")
     add_stack_options(compose)
     compose.add_argument("-o", "--output", metavar="FILE", help="write here (default stdout)")
-    compose.set_defaults(func=cmd_export_compose, no_browser=False)
+    compose.set_defaults(func=cmd_export_compose)
     kubernetes = export_formats.add_parser(
         "kubernetes", help="Kubernetes manifests of the same stack (without the app)",
         description="Write the stack's services as Kubernetes manifests: a Deployment and a "
@@ -317,14 +290,14 @@ def build_parser() -> argparse.ArgumentParser:
     kubernetes.add_argument("--expose", choices=("ingress", "loadbalancer"),
                             help="make the megaservice reachable from outside the cluster "
                                  "(default: nothing is)")
-    kubernetes.set_defaults(func=cmd_export_kubernetes, no_browser=False)
+    kubernetes.set_defaults(func=cmd_export_kubernetes)
 
     doctor = commands.add_parser(
         "doctor", help="check this machine: GPU, Docker, images, disk, RAM, ports, models",
         description="Check what `launch` needs, one line per check with a fix for each "
                     "problem. Exit 1 when a check fails.")
     doctor.add_argument("--json", action="store_true", help="print the checks as JSON")
-    doctor.add_argument("--runtime", choices=RUNTIMES,
+    doctor.add_argument("--runtime", choices=[runtime.value for runtime in RuntimeName],
                         help="check for this runtime (default: the runtime setting)")
     doctor.add_argument("--model", metavar="NAME|PATH", help="check this model")
     doctor.add_argument("--gpu-smoke", action="store_true",

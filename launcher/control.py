@@ -23,8 +23,9 @@ from typing import Any
 
 import httpx
 
-from launcher.errors import ControlError, OpeaChatError
+from launcher.errors import ControlError
 from launcher.ports import HOST
+from opea.errors import OpeaChatError
 
 STATUS_PATH = "/v1/status"
 SHUTDOWN_PATH = "/v1/shutdown"

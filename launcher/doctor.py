@@ -25,7 +25,7 @@ from rich.markup import escape
 from launcher import checks as verdicts
 from launcher.checks import Check, Status, failed, passed, warned
 from launcher.docker_engine import DockerFacts, probe_docker
-from launcher.errors import ConfigError, OpeaChatError
+from launcher.errors import ConfigError
 from launcher.gpu import GpuReport, probe_gpus
 from launcher.paths import Paths
 from launcher.preflight import (
@@ -37,10 +37,10 @@ from launcher.preflight import (
     probe_ram,
 )
 from launcher.runtime_choice import Machine, choose_runtime
-from launcher.settings import Settings, load_settings
+from launcher.settings import Settings, load_settings, typed_value
 from launcher.sizes import human_size
 from models.catalogue import CATALOGUE
-from models.formats import FORMATS, GGUF, HF_FOLDER
+from models.formats import FORMATS, ModelFormat
 from models.memory import estimate
 from models.store import (
     LocalModel,
@@ -52,6 +52,7 @@ from models.store import (
     resolve_model,
     unfinished_pulls,
 )
+from opea.errors import OpeaChatError
 
 if TYPE_CHECKING:
     import docker
@@ -119,7 +120,8 @@ def _settings(paths: Paths, flags: Mapping[str, Any]) -> tuple[Settings, Check |
     try:
         return load_settings(paths, flags=flags), None
     except ConfigError as error:
-        fallback = Settings(**{k: v for k, v in flags.items() if v is not None})
+        fallback = Settings(**{k: typed_value(k, v, "flag") for k, v in flags.items()
+                               if v is not None})
         return fallback, failed("settings", error.message,
                                 error.hint or "fix the setting it names")
 
@@ -219,7 +221,8 @@ def chosen_model(settings: Settings, paths: Paths) -> ChosenModel:
         ], ready=False)
     except OpeaChatError as error:
         path = Path(spec).expanduser()
-        model_format = HF_FOLDER if looks_like_path(spec) and path.is_dir() else GGUF
+        folder = looks_like_path(spec) and path.is_dir()
+        model_format = ModelFormat.HF_FOLDER if folder else ModelFormat.GGUF
         placeholder = LocalModel(path.stem if looks_like_path(spec) else spec, path, 0,
                                  model_format)
         return ChosenModel(placeholder, [failed(f"model {placeholder.name}", error.message,

@@ -35,12 +35,13 @@ import opea
 from launcher import __version__
 from launcher.compose import export_model
 from launcher.docker_plan import ALL_GPUS, PROJECT_MOUNT, ContainerPlan, container_plans
-from launcher.errors import ConfigError, ModelError
+from launcher.errors import ConfigError
 from launcher.gpu import probe_gpus
 from launcher.paths import Paths
 from launcher.plan import PlannedService, plan_stack
 from launcher.settings import Settings
 from models.catalogue import CATALOGUE
+from models.errors import ModelError
 from models.formats import FORMATS
 from models.memory import MIB, ModelShape, estimate
 from models.store import LocalModel, inspect_model

@@ -24,9 +24,7 @@ from launcher.errors import (
     CleanupError,
     DiskSpaceError,
     Interrupted,
-    ModelError,
     NotEnoughMemoryError,
-    OpeaChatError,
     ServiceExitedError,
 )
 from launcher.gpu import GpuReport
@@ -44,8 +42,10 @@ from launcher.session_file import read_session, remove_session, write_session
 from launcher.settings import Settings
 from launcher.signals import StopRequest, stop_on_signals
 from launcher.stop import reap_leftovers, running_launcher
+from models.errors import ModelError
 from models.pull import pull_model
 from models.store import LocalModel, ModelNotPulledError, resolve_model
+from opea.errors import OpeaChatError
 
 WATCH_INTERVAL = 0.25
 TICK = 0.1

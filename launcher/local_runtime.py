@@ -12,10 +12,10 @@ import functools
 import os
 import platform
 import sys
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
-import app
 from launcher.errors import ConfigError
 from launcher.gpu import GpuReport, describe_gpus, probe_gpus
 from launcher.plan import PlannedService, StackPlan, render
@@ -28,9 +28,19 @@ from launcher.processes import (
     stop_child,
 )
 from launcher.progress import Progress
-from opea.stack import MEGASERVICE_URL_VARIABLE, Role
+from opea.stack import APP_MODULE, MEGASERVICE_URL_VARIABLE, Role
 
-APP_SCRIPT = Path(app.__file__).parent / "main.py"
+
+def _module_file(name: str) -> Path:
+    """The file of one of this project's modules, found by name: the launcher runs the app's
+    page script but does not import the app (the layering rule in pyproject.toml)."""
+    spec = find_spec(name)
+    if spec is None or spec.origin is None:
+        raise ModuleNotFoundError(f"no module named {name!r}", name=name)
+    return Path(spec.origin)
+
+
+APP_SCRIPT = _module_file(APP_MODULE)
 
 
 def child_environment(base: dict[str, str] | None = None) -> dict[str, str]:

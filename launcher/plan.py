@@ -12,10 +12,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from launcher import __version__
-from launcher.errors import ConfigError, ModelError, PortInUseError
+from launcher.errors import ConfigError, PortInUseError
 from launcher.ports import HOST
 from launcher.settings import Settings
-from models.formats import GGUF
+from models.errors import ModelError
+from models.formats import ModelFormat
 from models.store import LocalModel
 from opea.stack import LLAMA_CPP_PYTHON, LLAMA_CPP_SERVER, PROFILES, TGI, ServiceSpec
 
@@ -63,13 +64,13 @@ def render(template: tuple[str, ...], values: Mapping[str, str]) -> list[str]:
 def llm_spec(runtime: str, model: LocalModel) -> ServiceSpec:
     """Which LLM server serves this model on this runtime."""
     if runtime == "local":
-        if model.format != GGUF:
+        if model.format != ModelFormat.GGUF:
             raise ModelError(
                 f"{model.path} is a Hugging Face folder; the local runtime serves GGUF files",
                 hint="use --runtime docker (TGI serves folders), or pick a .gguf model",
             )
         return LLAMA_CPP_PYTHON
-    return LLAMA_CPP_SERVER if model.format == GGUF else TGI
+    return LLAMA_CPP_SERVER if model.format == ModelFormat.GGUF else TGI
 
 
 def profile_services(profile: str, runtime: str, model: LocalModel) -> tuple[ServiceSpec, ...]:

@@ -23,12 +23,12 @@ from launcher.checks import (
     gpus_for_llm,
     memory_target,
 )
-from launcher.errors import ModelError
 from launcher.gpu import GpuReport
 from launcher.plan import llm_spec
 from launcher.settings import Settings
 from models.catalogue import CatalogueEntry
-from models.formats import FORMATS
+from models.errors import ModelError
+from models.formats import FORMATS, ModelFormat
 from models.memory import ModelShape, estimate
 from models.store import LocalModel
 
@@ -59,7 +59,7 @@ def model_shape(model: LocalModel) -> ModelShape | None:
     return model.info.shape() if model.info is not None else None
 
 
-def llm_memory_target(model_format: str, settings: Settings, runtime: str, gpus: GpuReport,
+def llm_memory_target(model_format: ModelFormat, settings: Settings, runtime: str, gpus: GpuReport,
                       ram: Ram) -> MemoryTarget:
     """The memory the LLM runs in: the free VRAM of the GPUs its container gets, or RAM."""
     placeholder = LocalModel(model_format, Path(model_format), 0, model_format)
@@ -72,7 +72,7 @@ def llm_memory_target(model_format: str, settings: Settings, runtime: str, gpus:
                          ram.available, ram.total)
 
 
-def model_fit(name: str, shape: ModelShape, model_format: str, settings: Settings,
+def model_fit(name: str, shape: ModelShape, model_format: ModelFormat, settings: Settings,
               runtime: str, gpus: GpuReport, ram: Ram) -> Check:
     """Will the model fit the memory it runs in?"""
     server = FORMATS[model_format].server

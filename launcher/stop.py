@@ -16,10 +16,11 @@ from typing import Any
 import psutil
 
 from launcher.control import ControlClient
-from launcher.errors import ControlError, OpeaChatError
+from launcher.errors import ControlError
 from launcher.paths import Paths
 from launcher.progress import Progress
 from launcher.session_file import read_session, remove_session
+from opea.errors import OpeaChatError
 
 LAUNCHER_STOP_TIMEOUT = 60.0
 

@@ -14,11 +14,11 @@ import time
 from dataclasses import dataclass
 from typing import IO
 
-from launcher.errors import ServiceUnreachableError
 from launcher.paths import Paths
 from launcher.session_file import read_session
 from launcher.stop import running_launcher
 from opea.client import ChatParams, Message, OpeaClient
+from opea.errors import ServiceUnreachableError
 
 
 @dataclass(frozen=True)

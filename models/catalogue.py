@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from models.formats import GGUF
+from models.formats import ModelFormat
 from models.memory import ModelShape
 
 
@@ -36,7 +36,7 @@ class CatalogueEntry:
     # What its memory need depends on, as read from the file's header: doctor and launch
     # can tell whether it fits before downloading it (models.memory.estimate).
     shape: ModelShape
-    format: str = GGUF
+    format: ModelFormat = ModelFormat.GGUF
 
 
 CATALOGUE: dict[str, CatalogueEntry] = {

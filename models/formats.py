@@ -7,14 +7,17 @@ server from it, and the memory estimate uses the server's own overhead.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
-GGUF = "gguf"
-HF_FOLDER = "hf"
+
+class ModelFormat(StrEnum):
+    GGUF = "gguf"  # one file for llama.cpp
+    HF_FOLDER = "hf"  # a Hugging Face safetensors folder for TGI or vLLM
 
 
 @dataclass(frozen=True)
-class ModelFormat:
-    name: str
+class FormatSpec:
+    format: ModelFormat
     description: str
     server: str  # key of models.memory.OVERHEAD
     runtimes: tuple[str, ...]
@@ -23,8 +26,9 @@ class ModelFormat:
         return f"{self.server} on the {' or '.join(self.runtimes)} runtime"
 
 
-FORMATS: dict[str, ModelFormat] = {
-    GGUF: ModelFormat(GGUF, "GGUF", "llama.cpp", ("local", "docker")),
+FORMATS: dict[ModelFormat, FormatSpec] = {
+    ModelFormat.GGUF: FormatSpec(ModelFormat.GGUF, "GGUF", "llama.cpp", ("local", "docker")),
     # vLLM serves these folders too (an [images] llm override); TGI is the default.
-    HF_FOLDER: ModelFormat(HF_FOLDER, "Hugging Face safetensors folder", "TGI", ("docker",)),
+    ModelFormat.HF_FOLDER: FormatSpec(ModelFormat.HF_FOLDER, "Hugging Face safetensors folder",
+                                      "TGI", ("docker",)),
 }

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from launcher.errors import ModelError
+from models.errors import ModelError
 from models.memory import ModelShape
 
 MAGIC = b"GGUF"

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from launcher.errors import ModelError
+from models.errors import ModelError
 from models.memory import ModelShape
 
 CONFIG = "config.json"

@@ -28,9 +28,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from launcher.errors import ModelError
 from models.catalogue import CATALOGUE, CatalogueEntry
-from models.formats import GGUF, HF_FOLDER
+from models.errors import ModelError
+from models.formats import ModelFormat
 from models.gguf import read_header
 from models.hf_folder import check_folder
 from models.store import LocalModel, delete_model_path, find_model, list_models, looks_like_path
@@ -169,12 +169,12 @@ def add_local(source: Path, models_dir: Path, say: Say = print, link: bool = Fal
         raise ModelError(f"no model at {source}", hint="check the path")
     if source.is_dir():
         check_folder(source)
-        target, kind = models_dir / source.name, HF_FOLDER
+        target, kind = models_dir / source.name, ModelFormat.HF_FOLDER
     else:
         read_header(source)
-        target, kind = models_dir / f"{source.stem}.gguf", GGUF
+        target, kind = models_dir / f"{source.stem}.gguf", ModelFormat.GGUF
     by_file = {entry.file_name: entry.name for entry in CATALOGUE.values()}
-    name = source.name if kind == HF_FOLDER else by_file.get(target.name, source.stem)
+    name = source.name if kind == ModelFormat.HF_FOLDER else by_file.get(target.name, source.stem)
     if target.exists() or target.is_symlink() or find_model(name, models_dir) is not None:
         raise ModelError(f"a model named {name} is already in {models_dir}",
                          hint=f"remove it first with `opea-chat models rm {name}`, or rename "
@@ -344,7 +344,8 @@ def pull_from_hub(ref: HubRef, models_dir: Path, say: Say = print,
     info = check_folder(partial)
     partial.replace(target)
     say(f"{name} saved to {target}")
-    return LocalModel(name=name, path=target, size_bytes=info.weight_bytes, format=HF_FOLDER)
+    return LocalModel(name=name, path=target, size_bytes=info.weight_bytes,
+                      format=ModelFormat.HF_FOLDER)
 
 
 def _added_file(target: Path) -> LocalModel:

@@ -11,9 +11,9 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from launcher.errors import ModelError
 from models.catalogue import CATALOGUE, CatalogueEntry
-from models.formats import GGUF, HF_FOLDER
+from models.errors import ModelError
+from models.formats import ModelFormat
 from models.gguf import GGUFHeader, read_header
 from models.hf_folder import CONFIG, INDEX, HFFolder, check_folder
 
@@ -36,8 +36,7 @@ class LocalModel:
     name: str
     path: Path
     size_bytes: int
-    # "gguf": one file for llama.cpp; "hf": a Hugging Face folder for TGI or vLLM.
-    format: str = GGUF
+    format: ModelFormat = ModelFormat.GGUF
     # What the checks read from the model's files, once it has been checked.
     info: ModelInfo | None = field(default=None, compare=False, repr=False)
 
@@ -60,7 +59,7 @@ def _looks_like_model_folder(path: Path) -> bool:
 
 def inspect_model(model: LocalModel) -> ModelInfo:
     """Read and check the model's files; raise ``ModelError`` saying what is wrong."""
-    if model.format == HF_FOLDER:
+    if model.format == ModelFormat.HF_FOLDER:
         return check_folder(model.path)
     return read_header(model.path)
 
@@ -70,17 +69,17 @@ def checked(model: LocalModel) -> LocalModel:
                       info=inspect_model(model))
 
 
-def _models_in(models_dir: Path) -> list[tuple[str, Path, str]]:
+def _models_in(models_dir: Path) -> list[tuple[str, Path, ModelFormat]]:
     """Name, path and format of each model in the models directory: GGUF files (named by
     catalogue name where known, else by stem), then Hugging Face model folders (by
     folder name)."""
     if not models_dir.is_dir():
         return []
     by_file = {entry.file_name: entry.name for entry in CATALOGUE.values()}
-    found = [(by_file.get(path.name, path.stem), path, GGUF)
+    found = [(by_file.get(path.name, path.stem), path, ModelFormat.GGUF)
              for path in sorted(models_dir.glob("*.gguf"))
              if not _is_hidden(path) and path.is_file()]
-    found += [(path.name, path, HF_FOLDER) for path in sorted(models_dir.iterdir())
+    found += [(path.name, path, ModelFormat.HF_FOLDER) for path in sorted(models_dir.iterdir())
               if path.is_dir() and not _is_hidden(path) and _looks_like_model_folder(path)]
     return found
 
@@ -88,7 +87,7 @@ def _models_in(models_dir: Path) -> list[tuple[str, Path, str]]:
 def list_models(models_dir: Path) -> list[LocalModel]:
     """The models in the models directory with their sizes, unchecked."""
     return [LocalModel(name=name, path=path, format=model_format,
-                       size_bytes=path.stat().st_size if model_format == GGUF
+                       size_bytes=path.stat().st_size if model_format == ModelFormat.GGUF
                        else _folder_size(path))
             for name, path, model_format in _models_in(models_dir)]
 
@@ -118,7 +117,7 @@ def resolve_model(spec: str, models_dir: Path) -> LocalModel:
             raise ModelError(f"no model file at {path}", hint="check the path given to --model")
         if path.is_dir():
             return checked(LocalModel(name=path.name, path=path,
-                                      size_bytes=_folder_size(path), format=HF_FOLDER))
+                                      size_bytes=_folder_size(path), format=ModelFormat.HF_FOLDER))
         return checked(LocalModel(name=path.stem, path=path, size_bytes=path.stat().st_size))
 
     found = find_model(spec, models_dir)

@@ -1,6 +1,6 @@
 """A client for the OPEA ChatQnA megaservice: health, and chat with or without streaming.
 
-Each failure becomes one exception from ``launcher.errors``: unreachable, HTTP error (with
+Each failure becomes one exception from ``opea.errors``: unreachable, HTTP error (with
 the body), timeout, or an empty answer. Only the TCP connect is retried (by httpcore, with
 exponential backoff), so a request is never sent twice and nothing is retried once bytes of
 an answer have flowed.
@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from launcher.errors import (
+from opea.errors import (
     ClientError,
     EmptyAnswerError,
     RequestTimeoutError,

@@ -181,6 +181,10 @@ CHAT_MEGASERVICE = ServiceSpec(
     ),
 )
 
+# The page script the app's local command runs (`{app_script}`): named as a module, so that
+# a runtime finds its file without importing the app.
+APP_MODULE = "app.main"
+
 CHAT_APP = ServiceSpec(
     name="app",
     role=Role.UI,

@@ -3,14 +3,16 @@
 #
 # Why: PyPI ships llama-cpp-python as source only, and a default (native) build
 # segfaults on quantized GGUF models on some CPUs. pip's wheel cache does not key on
-# CMAKE_ARGS, so we build with --no-cache-dir into .wheelhouse/ (git-ignored) and
-# remember the flags next to the wheel; a wheel built with other flags is rebuilt.
+# CMAKE_ARGS, so we build with --no-cache-dir into a wheelhouse of our own and remember the
+# flags next to the wheel; a wheel built with other flags is rebuilt. The wheelhouse lives
+# outside the checkout (OPEA_CHAT_WHEELHOUSE, default ~/.cache/opea-chat/wheelhouse) so a
+# fresh clone on the same machine reuses the minutes-long build.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
 VERSION=${LLAMA_CPP_VERSION:-0.3.36}
-WHEELHOUSE=.wheelhouse
+WHEELHOUSE=${OPEA_CHAT_WHEELHOUSE:-${XDG_CACHE_HOME:-$HOME/.cache}/opea-chat/wheelhouse}
 
 if [ -z "${CMAKE_ARGS:-}" ]; then
     if command -v nvidia-smi >/dev/null 2>&1 && command -v nvcc >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then

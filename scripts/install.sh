@@ -4,8 +4,9 @@
 #   scripts/install.sh          the app
 #   scripts/install.sh --test   the app and what its tests need
 #
-# llama-cpp-python is built once into .wheelhouse/ (see scripts/build-llama.sh); later runs
-# reuse it, so re-running this script is quick.
+# llama-cpp-python is built once into a wheelhouse outside the checkout (see
+# scripts/build-llama.sh); later runs, in this or any other clone, reuse it, so re-running
+# this script is quick.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,10 +28,11 @@ fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip wheel
 
 scripts/build-llama.sh
+WHEELHOUSE=${OPEA_CHAT_WHEELHOUSE:-${XDG_CACHE_HOME:-$HOME/.cache}/opea-chat/wheelhouse}
 
 echo "Installing opea-chat$extras and its dependencies"
 .venv/bin/python -m pip install -qq --disable-pip-version-check \
-    --find-links .wheelhouse --only-binary llama-cpp-python \
+    --find-links "$WHEELHOUSE" --only-binary llama-cpp-python \
     --editable ".$extras"
 
 if [ -z "$extras" ]; then

@@ -27,5 +27,7 @@ echo "== ruff"
 .venv/bin/ruff check .
 echo "== mypy"
 .venv/bin/mypy
+echo "== lint-imports (layering rules: [tool.importlinter] in pyproject.toml)"
+.venv/bin/lint-imports
 echo "== pytest"
 .venv/bin/pytest "$@"

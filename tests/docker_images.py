@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import os
 import shutil
 import subprocess
 import sys
@@ -39,6 +40,12 @@ BASE_PACKAGES = "python3,python3-venv,ca-certificates,curl,libgomp1"
 # Debian bookworm's Python, for the environment markers of the image's requirements.
 IMAGE_PYTHON = {**{k: str(v) for k, v in default_environment().items()},
                 "python_version": "3.11", "python_full_version": "3.11.2"}
+
+
+def _wheelhouse() -> Path:
+    """Where scripts/build-llama.sh keeps the llama-cpp-python wheel (outside the checkout)."""
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(os.environ.get("OPEA_CHAT_WHEELHOUSE") or Path(cache) / "opea-chat" / "wheelhouse")
 
 
 def say(text: str) -> None:
@@ -126,7 +133,7 @@ def build_python(client: docker.DockerClient) -> None:
     (wheels / "requirements.txt").write_text(requirements)
     say(f"collecting {requirements.count(chr(10))} wheels for {PYTHON}")
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
-                    "--disable-pip-version-check", "--find-links", str(ROOT / ".wheelhouse"),
+                    "--disable-pip-version-check", "--find-links", str(_wheelhouse()),
                     "-w", str(wheels), "-r", str(wheels / "requirements.txt")], check=True)
     shutil.copy(IMAGES / "python" / "Dockerfile", context / "Dockerfile")
     say(f"building {PYTHON} (a few minutes)")

@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 
 from app import chat
-from app.history import AnswerMeta, History, Message
+from app.errors import ContextOverflowError
+from app.history import AnswerMeta, AnswerStatus, History, Message
 from app.tokens import estimate_tokens, gguf_counter
-from launcher.errors import ClientError, ContextOverflowError, ServiceUnreachableError
 from launcher.ports import pick_free_port
 from opea.client import ChatParams, OpeaClient
+from opea.errors import ClientError, ServiceUnreachableError
 from tests.services import llm_server, megaservice
 
 ZERO = ChatParams(max_tokens=32, temperature=0.0, top_p=1.0)
@@ -40,7 +41,8 @@ def history(tmp_path: Path) -> History:
     return History(tmp_path / "history.sqlite3")
 
 
-def message(role: str, content: str, status: str = "complete") -> Message:
+def message(role: str, content: str,
+            status: AnswerStatus = AnswerStatus.COMPLETE) -> Message:
     return Message(id=0, conversation_id=0, role=role, content=content, created_at=0.0,
                    status=status)
 
@@ -55,8 +57,8 @@ def test_input_that_is_empty_or_too_long_is_refused_with_the_limit() -> None:
 def test_the_model_sees_answered_turns_only() -> None:
     stored = [
         message("user", "q1"), message("assistant", "a1"),
-        message("user", "q2"), message("assistant", "", "failed"),  # failed: left out
-        message("user", "q3"), message("assistant", "partial", "stopped"),  # kept
+        message("user", "q2"), message("assistant", "", AnswerStatus.FAILED),  # failed: left out
+        message("user", "q3"), message("assistant", "partial", AnswerStatus.STOPPED),  # kept
         message("user", "q4"),  # never answered (the app was killed): left out
         message("user", "q5"), message("assistant", "a5"),
     ]

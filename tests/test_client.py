@@ -7,15 +7,15 @@ from http.server import BaseHTTPRequestHandler
 
 import pytest
 
-from launcher.errors import (
+from launcher.ports import pick_free_port
+from opea.client import OpeaClient
+from opea.errors import (
     ClientError,
     EmptyAnswerError,
     RequestTimeoutError,
     ServiceHTTPError,
     ServiceUnreachableError,
 )
-from launcher.ports import pick_free_port
-from opea.client import OpeaClient
 from tests.http_stub import reply, serve
 
 HEALTH = b'{"Service Title": "stub"}'

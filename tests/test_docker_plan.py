@@ -17,13 +17,14 @@ from launcher.docker_plan import (
     check_gpu_request,
     container_plans,
 )
-from launcher.errors import ConfigError, GpuUnavailableError, ModelError
+from launcher.errors import ConfigError, GpuUnavailableError
 from launcher.gpu import Gpu, GpuReport
 from launcher.paths import resolve_paths
 from launcher.plan import plan_stack
 from launcher.runtime_choice import Machine, choose_runtime
 from launcher.settings import load_settings
-from models.formats import HF_FOLDER
+from models.errors import ModelError
+from models.formats import ModelFormat
 from models.store import LocalModel
 from opea.stack import TEI_GPU_TAGS, tei_gpu_tag
 
@@ -134,7 +135,7 @@ def test_images_follow_registry_tag_and_per_service_overrides(home: Path) -> Non
 
 def test_a_hugging_face_folder_is_served_by_tgi_with_its_folder_mounted(
         home: Path, tmp_path: Path) -> None:
-    folder = LocalModel("qwen", tmp_path / "elsewhere" / "qwen", 10, format=HF_FOLDER)
+    folder = LocalModel("qwen", tmp_path / "elsewhere" / "qwen", 10, format=ModelFormat.HF_FOLDER)
     containers, _ = plans(home, model=folder)
     llm = containers["llm"]
     assert llm.image.startswith("ghcr.io/huggingface/text-generation-inference:")
@@ -146,7 +147,7 @@ def test_a_hugging_face_folder_is_served_by_tgi_with_its_folder_mounted(
 
 def test_the_local_runtime_refuses_folders_and_rag(home: Path, tmp_path: Path) -> None:
     settings = load_settings(resolve_paths(), {})
-    folder = LocalModel("qwen", tmp_path / "qwen", 10, format=HF_FOLDER)
+    folder = LocalModel("qwen", tmp_path / "qwen", 10, format=ModelFormat.HF_FOLDER)
     with pytest.raises(ModelError, match="the local runtime serves GGUF files"):
         plan_stack(settings, folder, lambda port: True, lambda: 1, runtime="local")
     rag = load_settings(resolve_paths(), {}, flags={"profile": "rag"})

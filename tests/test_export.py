@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from app.errors import ImportFileError
 from app.export import MAX_IMPORT_BYTES, parse_json, to_json, to_markdown
-from app.history import AnswerMeta, History
-from launcher.errors import ImportFileError
+from app.history import AnswerMeta, AnswerStatus, History
 from opea.client import ChatParams
 
 PARAMS = ChatParams(max_tokens=100, temperature=0.0, top_p=0.5)
@@ -25,9 +25,9 @@ def history(tmp_path: Path) -> History:
         model="smollm2-135m", params=PARAMS, completion_tokens=12, first_token_seconds=0.2,
         tokens_per_second=50.0, left_out=1, cached=True))
     store.add_question(first.id, "Long story?", "smollm2-135m", PARAMS)
-    store.add_answer(first.id, "Once upon", AnswerMeta(status="stopped"))
+    store.add_answer(first.id, "Once upon", AnswerMeta(status=AnswerStatus.STOPPED))
     store.add_question(first.id, "Again?", None, PARAMS)
-    store.add_answer(first.id, "", AnswerMeta(status="failed", error="service down"))
+    store.add_answer(first.id, "", AnswerMeta(status=AnswerStatus.FAILED, error="service down"))
     second = store.create_conversation()
     store.add_question(second.id, "Second", None, ChatParams())
     return store

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from app.errors import HistoryCorruptError, HistoryLockedError, HistoryTooNewError
 from app.history import (
     DEFAULT_TITLE,
     MIGRATIONS,
@@ -23,7 +24,6 @@ from app.history import (
     History,
     set_aside,
 )
-from launcher.errors import HistoryCorruptError, HistoryLockedError, HistoryTooNewError
 from opea.client import ChatParams
 from tests.sqlite_lock import holding_lock
 

@@ -25,8 +25,9 @@ CURRENT_KUBERNETES = "1.33.0"
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "kubernetes.md"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
+    # For this module only: later tests check that nothing they did not start is running.
     with api_server(tmp_path_factory.mktemp("kube")) as server:
         # No controller-manager runs to create it; pods are admitted against it.
         server.kubectl("create", "serviceaccount", "default")

@@ -10,9 +10,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from launcher.errors import EmptyAnswerError, ServiceHTTPError
 from launcher.ports import pick_free_port
 from opea.client import ChatParams, OpeaClient
+from opea.errors import EmptyAnswerError, ServiceHTTPError
 from tests.services import llm_server, megaservice
 
 pytestmark = pytest.mark.integration

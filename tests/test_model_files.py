@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from safetensors.numpy import load_file
 
-from launcher.errors import ModelError
 from models.catalogue import CATALOGUE
+from models.errors import ModelError
 from models.gguf import read_header
 from models.hf_folder import check_folder
 from models.memory import estimate

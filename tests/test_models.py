@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from launcher.errors import ModelError
 from models.catalogue import CATALOGUE
+from models.errors import ModelError
 from models.gguf import read_header
 from models.pull import pull_model
 from models.store import ModelNotPulledError, list_models, resolve_model

@@ -13,11 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from launcher.errors import ClientError, ConfigError, RemoteEndpointError
+from launcher.errors import ConfigError, RemoteEndpointError
 from launcher.ports import pick_free_port
 from launcher.remote import Endpoint, app_client_options, check_endpoint, endpoint_from_settings
 from launcher.settings import Settings
 from opea.client import OpeaClient
+from opea.errors import ClientError
 from tests.http_stub import reply, serve
 from tests.services import llm_server, megaservice
 from tests.tls_front import Pki, https_front, make_pki

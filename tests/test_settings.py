@@ -6,9 +6,19 @@ from pathlib import Path
 
 import pytest
 
+from launcher.cli import build_parser
 from launcher.errors import ConfigError
 from launcher.paths import resolve_paths
-from launcher.settings import Settings, load_settings
+from launcher.settings import (
+    PullPolicy,
+    RuntimeName,
+    Settings,
+    load_settings,
+    setting_flags,
+    setting_names,
+    with_table,
+)
+from launcher.settings import main as settings_main
 
 
 def write_config(home: Path, text: str) -> None:
@@ -70,3 +80,44 @@ def test_bad_config_file_gives_one_clear_error(home: Path, config: str, message:
 def test_bad_environment_value_names_the_variable(home: Path) -> None:
     with pytest.raises(ConfigError, match="environment variable OPEA_CHAT_LLM_PORT"):
         load_settings(resolve_paths(), {"OPEA_CHAT_LLM_PORT": "eighty"})
+
+
+def test_the_configuration_doc_lists_every_setting_as_declared() -> None:
+    # Regenerate with: python -m launcher.settings --markdown docs/configuration.md
+    doc = (Path(__file__).parent.parent / "docs" / "configuration.md").read_text()
+    assert with_table(doc) == doc
+    for name in setting_names():
+        assert f"| `{name}` | `OPEA_CHAT_{name.upper()}` |" in doc
+
+
+def test_the_doc_generator_refuses_a_file_without_its_markers(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    doc = tmp_path / "configuration.md"
+    doc.write_text("# Configuration\n")
+    assert settings_main(["--markdown", str(doc)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"Error: {doc}: no place for the settings table; put the lines <!--")
+    assert doc.read_text() == "# Configuration\n"
+    assert settings_main(["--markdown", str(tmp_path / "missing.md")]) == 1
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_flags_come_from_the_declarations_and_give_typed_values(home: Path) -> None:
+    args = build_parser().parse_args(
+        ["launch", "--no-browser", "--pull", "never", "--runtime", "local",
+         "--idle-timeout", "5", "--llm-port", "9100"])
+    settings = load_settings(resolve_paths(), {}, setting_flags(args))
+    assert settings.open_browser is False and settings.source_of("open_browser") == (
+        "flag --no-browser")
+    assert settings.pull is PullPolicy.NEVER
+    assert settings.runtime is RuntimeName.LOCAL
+    assert (settings.idle_timeout, settings.llm_port) == (5.0, 9100)
+    assert settings.is_default("context_size")
+
+
+def test_enum_settings_from_the_environment_and_the_config_file(home: Path) -> None:
+    write_config(home, 'pull = "always"\n')
+    settings = load_settings(resolve_paths(), {"OPEA_CHAT_RUNTIME": "docker"})
+    assert settings.runtime is RuntimeName.DOCKER
+    assert settings.pull is PullPolicy.ALWAYS
+    assert Settings().runtime is RuntimeName.AUTO and Settings().pull is PullPolicy.MISSING

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
+from app.errors import ContextOverflowError
 from app.tokens import estimate_tokens, gguf_counter
 from app.trimming import FIXED_TOKENS, PER_MESSAGE_TOKENS, fit_to_context, turns
-from launcher.errors import ContextOverflowError
 
 
 def words(text: str) -> int:
