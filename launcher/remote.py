@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from launcher.checks import Check, failed, passed
 from launcher.errors import ConfigError, RemoteEndpointError
 from launcher.settings import Settings
 from opea.stack import CHATQNA_PATH
@@ -260,3 +261,20 @@ def app_client_options(environ: Mapping[str, str]) -> dict[str, Any]:
     ca_bundle, token = environ.get(CA_BUNDLE_VARIABLE), environ.get(TOKEN_VARIABLE)
     return {"tls": ssl.create_default_context(cafile=ca_bundle) if ca_bundle else None,
             "headers": {"Authorization": f"Bearer {token}"} if token else None}
+
+
+def endpoint_checks(settings: Settings, environ: Mapping[str, str]) -> list[Check]:
+    """`doctor --runtime remote`: the endpoint checked the way launch checks it."""
+    try:
+        endpoint = endpoint_from_settings(settings, environ)
+    except ConfigError as error:
+        return [failed("endpoint", error.message, error.hint or "fix the endpoint setting")]
+    try:
+        health = check_endpoint(endpoint)
+    except RemoteEndpointError as error:
+        return [failed("endpoint", error.message, error.hint or "check the endpoint")]
+    trust = ("TLS verified" + (f" with {endpoint.ca_bundle}" if endpoint.ca_bundle else "")
+             if health.tls else "plain http")
+    return [passed("endpoint", f"{endpoint.url}: healthy in {health.health_seconds:.1f} s, "
+                               f"a one-token answer in {health.answer_seconds:.1f} s; {trust}; "
+                               f"{'a bearer token' if endpoint.token else 'no token'}")]

@@ -13,9 +13,16 @@ from pathlib import Path
 
 import pytest
 
+from launcher.checks import Status
 from launcher.errors import ConfigError, RemoteEndpointError
 from launcher.ports import pick_free_port
-from launcher.remote import Endpoint, app_client_options, check_endpoint, endpoint_from_settings
+from launcher.remote import (
+    Endpoint,
+    app_client_options,
+    check_endpoint,
+    endpoint_checks,
+    endpoint_from_settings,
+)
 from launcher.settings import Settings
 from opea.client import OpeaClient
 from opea.errors import ClientError
@@ -161,3 +168,14 @@ def test_the_token_comes_from_a_file_or_the_environment(tmp_path: Path) -> None:
     missing = Settings(endpoint="https://h", endpoint_token_file=str(tmp_path / "nope"))
     with pytest.raises(ConfigError, match="cannot read the endpoint token file"):
         endpoint_from_settings(missing, {})
+
+
+def test_doctor_s_endpoint_check_passes_or_says_what_to_fix(front: str, pki: Pki) -> None:
+    good = Settings(endpoint=front, ca_bundle=str(pki.ca_file))
+    [check] = endpoint_checks(good, {"OPEA_CHAT_ENDPOINT_TOKEN": TOKEN})
+    assert check.status is Status.PASS and "TLS verified with" in check.detail
+    [refused] = endpoint_checks(good, {})
+    assert refused.status is Status.FAIL and "it needs a token" in refused.detail
+    assert refused.fix == "set OPEA_CHAT_ENDPOINT_TOKEN or endpoint_token_file to a valid token"
+    [unset] = endpoint_checks(Settings(), {})
+    assert unset.status is Status.FAIL and "--endpoint URL" in (unset.fix or "")
