@@ -126,7 +126,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     from launcher.doctor import exit_code, render_json, render_text, run_doctor
 
     started = time.monotonic()
-    checks = run_doctor(resolve_paths(), {"runtime": args.runtime, "model": args.model},
+    checks = run_doctor(resolve_paths(), {"runtime": args.runtime, "model": args.model,
+                                          "endpoint": args.endpoint},
                         gpu_smoke=args.gpu_smoke, process_started=psutil.Process().create_time())
     if args.json:
         print(render_json(checks))
@@ -300,6 +301,8 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.add_argument("--runtime", choices=[runtime.value for runtime in RuntimeName],
                         help="check for this runtime (default: the runtime setting)")
     doctor.add_argument("--model", metavar="NAME|PATH", help="check this model")
+    doctor.add_argument("--endpoint", metavar="URL",
+                        help="remote: check this megaservice (default: the endpoint setting)")
     doctor.add_argument("--gpu-smoke", action="store_true",
                         help="also run nvidia-smi in a GPU container (takes seconds)")
     doctor.set_defaults(func=cmd_doctor)

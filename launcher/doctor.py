@@ -422,6 +422,11 @@ def run_doctor(paths: Paths, flags: Mapping[str, Any], gpu_smoke: bool = False,
     ram_probe = Probe("RAM", probe_ram)
     settings, settings_problem = _settings(paths, flags)
     found_checks: list[Check] = [settings_problem] if settings_problem else []
+    if settings.runtime == "remote":
+        # Only the app runs here: the endpoint is what launch depends on.
+        from launcher.remote import endpoint_checks
+
+        return found_checks + endpoint_checks(settings, os.environ)
 
     try:
         gpus = gpu_probe.result(deadline)

@@ -36,6 +36,7 @@ from launcher.plan import PlannedService, StackPlan, plan_stack, template_values
 from launcher.ports import is_port_free, pick_free_port
 from launcher.preflight import model_download_disk, model_fit, model_shape, probe_ram
 from launcher.progress import Progress
+from launcher.remote_runtime import remote_model
 from launcher.runtime import Runtime
 from launcher.runtime_choice import choose_runtime, probe_machine
 from launcher.session_file import read_session, remove_session, write_session
@@ -84,6 +85,11 @@ def make_runtime(name: str, settings: Settings, paths: Paths,
         from launcher.docker_runtime import DockerRuntime
 
         return DockerRuntime(settings, paths, gpus=gpus)
+    if name == "remote":
+        from launcher.remote import endpoint_from_settings
+        from launcher.remote_runtime import RemoteRuntime
+
+        return RemoteRuntime(paths.log_dir, endpoint_from_settings(settings, os.environ))
     return LocalRuntime(paths.log_dir, gpus)
 
 
@@ -159,7 +165,8 @@ class Session:
                       "format": plan.model.format},
             "context_size": self.settings.context_size,
             "started_at": self.started_at,
-            "urls": {service.name: service.url for service in plan.services},
+            "urls": {**{service.name: service.url for service in plan.services},
+                     **self.runtime.elsewhere()},
             "services": self.runtime.records(),
             "control": {"port": self.control.port, "token": self.control.token},
         }
@@ -185,7 +192,8 @@ class Session:
              **{key: value for key, value in by_name.get(service.name, {}).items()
                 if key in ("pid", "container", "id")}}
             for service in plan.services
-        ]
+        ] + [{"name": name, "url": url, "healthy": self.runtime.elsewhere_healthy(name),
+              "elsewhere": True} for name, url in self.runtime.elsewhere().items()]
         return record
 
     def request_stop(self, reason: str) -> None:
@@ -279,7 +287,9 @@ def launch(settings: Settings, paths: Paths, progress: Progress) -> int:
         if _claim_home(paths, settings, progress):
             return 0
         try:
-            model = prepare_model(settings.model, paths, progress)
+            # The remote runtime serves the endpoint's model: nothing to pull here.
+            model = remote_model(settings.endpoint) if settings.runtime == "remote" else \
+                prepare_model(settings.model, paths, progress)
         except ModelError:
             # Ctrl+C reaches pip too (same terminal), which then fails the pull.
             if stop():

@@ -18,7 +18,14 @@ from launcher.settings import Settings
 from models.errors import ModelError
 from models.formats import ModelFormat
 from models.store import LocalModel
-from opea.stack import LLAMA_CPP_PYTHON, LLAMA_CPP_SERVER, PROFILES, TGI, ServiceSpec
+from opea.stack import (
+    LLAMA_CPP_PYTHON,
+    LLAMA_CPP_SERVER,
+    PROFILES,
+    REMOTE_APP,
+    TGI,
+    ServiceSpec,
+)
 
 
 @dataclass(frozen=True)
@@ -74,6 +81,8 @@ def llm_spec(runtime: str, model: LocalModel) -> ServiceSpec:
 
 
 def profile_services(profile: str, runtime: str, model: LocalModel) -> tuple[ServiceSpec, ...]:
+    if runtime == "remote":  # the profile's services are the endpoint's business
+        return (REMOTE_APP,)
     if profile != "chat" and runtime == "local":
         raise ConfigError(f"the {profile} profile runs OPEA's containers",
                           hint="use --runtime docker, or --profile chat")

@@ -48,6 +48,7 @@ class RuntimeName(StrEnum):
     AUTO = "auto"
     LOCAL = "local"
     DOCKER = "docker"
+    REMOTE = "remote"  # only the app here, pointed at a megaservice elsewhere (endpoint)
 
 
 class PullPolicy(StrEnum):

@@ -63,6 +63,7 @@ def render_status(status: dict[str, Any]) -> str:
     ]
     for service in status.get("services", []):
         where = f"PID {service['pid']}" if "pid" in service else \
+            "remote endpoint" if service.get("elsewhere") else \
             f"container {service.get('container', '?')}"
         health = "healthy" if service["healthy"] else "NOT healthy"
         lines.append(f"    {service['name']:<12} {service['url']:<24} {health:<12} {where}")

@@ -322,6 +322,9 @@ RAG_MEGASERVICE = ServiceSpec(
 
 # The same app; it also waits for dataprep, so that at Ready documents can be added too.
 RAG_APP = replace(CHAT_APP, waits_for=("megaservice", "dataprep"))
+# The remote runtime's only service: the app, for a megaservice that runs elsewhere (its
+# endpoint is checked before the app starts).
+REMOTE_APP = replace(CHAT_APP, waits_for=())
 
 
 @dataclass(frozen=True)
