@@ -202,8 +202,8 @@ def cmd_models_rm(args: argparse.Namespace) -> int:
     paths = resolve_paths()
     record = read_session(paths.session_file)
     in_use = None
-    if running_launcher(record) is not None and record and record.get("model"):
-        in_use = Path(record["model"]["path"])
+    if running_launcher(record) is not None and record is not None:
+        in_use = Path(record.model.path)
     removed = remove_model(args.name, paths.models_dir, in_use=in_use)
     print(f"Removed {removed.name} ({removed.path}, {human_size(removed.size_bytes)})")
     return 0

@@ -71,9 +71,9 @@ def _service_entry(service: PlannedService, container: ContainerPlan) -> dict[st
         count: int | str = "all" if container.gpu_count < 0 else container.gpu_count
         entry["deploy"] = {"resources": {"reservations": {"devices": [
             {"driver": "nvidia", "count": count, "capabilities": ["gpu"]}]}}}
-    if service.spec.waits_for:
+    if service.spec.needs:
         entry["depends_on"] = {name: {"condition": "service_healthy"}
-                               for name in service.spec.waits_for}
+                               for name in service.spec.needs}
     entry["healthcheck"] = healthcheck(service, container.container_port)
     return entry
 
@@ -88,7 +88,7 @@ def _app_entry(service: PlannedService, plan: StackPlan) -> dict[str, Any]:
         "environment": {key: value.format_map(values) for key, value in container.environment},
         "ports": [f"127.0.0.1:{service.port}:{container.port}"],
         "depends_on": {name: {"condition": "service_healthy"}
-                       for name in service.spec.waits_for},
+                       for name in service.spec.needs},
         "healthcheck": healthcheck(service, container.port),
     }
     return entry

@@ -42,6 +42,7 @@ from launcher.local_runtime import LocalRuntime
 from launcher.paths import Paths
 from launcher.plan import PlannedService, StackPlan
 from launcher.progress import Progress
+from launcher.records import ContainerRecord, ServiceRecord
 from launcher.settings import Settings
 
 STOP_TIMEOUT = 10
@@ -170,9 +171,10 @@ class DockerRuntime:
             return self._local.log_location(service)
         return f"`docker logs {self._plans[service].name}`"
 
-    def records(self) -> list[dict[str, Any]]:
-        containers = [{"name": name, "container": c.name, "id": c.id,
-                       "session": self.session} for name, c in self._containers.items()]
+    def records(self) -> list[ServiceRecord]:
+        containers: list[ServiceRecord] = [
+            ContainerRecord(name=name, container=c.name, id=c.id, session=self.session)
+            for name, c in self._containers.items()]
         return containers + self._local.records()
 
     def elsewhere(self) -> dict[str, str]:

@@ -11,22 +11,22 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from rich.console import Console
 from rich.markup import escape
 
 from launcher import checks as verdicts
 from launcher.checks import Check, Status, failed, passed, warned
-from launcher.docker_engine import DockerFacts, probe_docker
+from launcher.docker_engine import DockerFacts
 from launcher.errors import ConfigError
-from launcher.gpu import GpuReport, probe_gpus
+from launcher.gpu import GpuReport
+from launcher.machine import Look, Probe, describe_failure
 from launcher.paths import Paths
 from launcher.preflight import (
     Ram,
@@ -34,9 +34,8 @@ from launcher.preflight import (
     llm_memory_target,
     model_download_disk,
     model_fit,
-    probe_ram,
 )
-from launcher.runtime_choice import Machine, choose_runtime
+from launcher.runtime_choice import choose_runtime
 from launcher.settings import Settings, load_settings, typed_value
 from launcher.sizes import human_size
 from models.catalogue import CATALOGUE
@@ -66,44 +65,7 @@ MIN_BUDGET = 1.0
 T = TypeVar("T")
 
 
-class ProbeTimeout(Exception):
-    """A probe that did not answer before the deadline (it goes on in the background,
-    in a daemon thread that does not keep doctor from exiting)."""
-
-
-class Probe(Generic[T]):
-    """One probe running in a daemon thread."""
-
-    def __init__(self, what: str, probe: Callable[[], T]):
-        self.what = what
-        self.started = time.monotonic()
-        self._result: T | None = None
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, args=(probe,), daemon=True,
-                                        name=f"doctor: {what}")
-        self._thread.start()
-
-    def _run(self, probe: Callable[[], T]) -> None:
-        try:
-            self._result = probe()
-        except BaseException as error:  # a probe's failure is a finding, never a crash
-            self._error = error
-
-    def result(self, deadline: float) -> T:
-        """The probe's result; raise what it raised, or ``ProbeTimeout`` after the deadline."""
-        self._thread.join(max(0.0, deadline - time.monotonic()))
-        if self._thread.is_alive():
-            raise ProbeTimeout(f"{self.what} did not answer within "
-                               f"{max(0.0, deadline - self.started):.1f} s")
-        if self._error is not None:
-            raise self._error
-        return self._result  # type: ignore[return-value]
-
-
-def _failure(error: BaseException) -> str:
-    if isinstance(error, ProbeTimeout | OpeaChatError):
-        return str(error)
-    return f"{type(error).__name__}: {error}"
+_failure = describe_failure
 
 
 @dataclass
@@ -416,10 +378,7 @@ def run_doctor(paths: Paths, flags: Mapping[str, Any], gpu_smoke: bool = False,
     """Every check, in the order a user reads them: the machine, the runtime, the stack,
     the model, the other models."""
     deadline = probe_deadline(process_started)
-    gpu_probe = Probe("the NVIDIA driver (NVML)", probe_gpus)
-    docker_probe = Probe("the Docker engine",
-                         partial(probe_docker, max(0.5, deadline - time.monotonic())))
-    ram_probe = Probe("RAM", probe_ram)
+    look = Look(deadline, docker=True)
     settings, settings_problem = _settings(paths, flags)
     found_checks: list[Check] = [settings_problem] if settings_problem else []
     if settings.runtime == "remote":
@@ -427,24 +386,13 @@ def run_doctor(paths: Paths, flags: Mapping[str, Any], gpu_smoke: bool = False,
         from launcher.remote import endpoint_checks
 
         return found_checks + endpoint_checks(settings, os.environ)
-
-    try:
-        gpus = gpu_probe.result(deadline)
-    except BaseException as error:
-        gpus = GpuReport(problem=f"probing the GPUs failed: {_failure(error)}")
-    try:
-        docker_facts, client = docker_probe.result(deadline)
-    except BaseException as error:
-        docker_facts, client = DockerFacts(problem=_failure(error)), None
-    try:
-        ram: Ram | None = ram_probe.result(deadline)
-    except BaseException:
-        ram = None
+    facts = look.facts()
+    gpus, docker_facts, client, ram = facts.gpus, facts.docker, facts.client, facts.ram
     found = Findings(settings, gpus, docker_facts, client)
 
     requested = settings.runtime
-    machine = Machine(docker_facts.problem, docker_facts.nvidia_runtime, gpus)
-    runtime, reason = choose_runtime(requested, machine if requested == "auto" else None)
+    runtime, reason = choose_runtime(requested, facts.for_runtime_choice()
+                                     if requested == "auto" else None)
     found_checks += verdicts.gpu_checks(gpus)
     found_checks.append(verdicts.docker_check(docker_facts, needed=runtime == "docker"))
     found_checks.append(verdicts.nvidia_runtime_check(docker_facts, gpus))

@@ -14,7 +14,6 @@ import platform
 import sys
 from importlib.util import find_spec
 from pathlib import Path
-from typing import Any
 
 from launcher.errors import ConfigError
 from launcher.gpu import GpuReport, describe_gpus, probe_gpus
@@ -26,8 +25,10 @@ from launcher.processes import (
     log_tail,
     start_child,
     stop_child,
+    stop_children,
 )
 from launcher.progress import Progress
+from launcher.records import ServiceRecord
 from opea.stack import APP_MODULE, MEGASERVICE_URL_VARIABLE, Role
 
 
@@ -154,7 +155,7 @@ class LocalRuntime:
     def log_location(self, service: str) -> str:
         return str(self.log_dir / f"{service}.log")
 
-    def records(self) -> list[dict[str, Any]]:
+    def records(self) -> list[ServiceRecord]:
         return [child.record() for child in self._children.values()]
 
     def elsewhere(self) -> dict[str, str]:
@@ -169,5 +170,4 @@ class LocalRuntime:
             stop_child(child)
 
     def stop_all(self) -> None:
-        for name in reversed(list(self._children)):
-            stop_child(self._children[name])
+        stop_children([self._children[name] for name in reversed(list(self._children))])

@@ -124,13 +124,25 @@ def plan_stack(
     _check_order(specs)
     planned: list[PlannedService] = []
     notes: list[str] = []
-    taken: set[int] = set()
+    taken: dict[int, ServiceSpec] = {}
     for spec in specs:
         setting = spec.port_setting
         wanted: int = getattr(settings, setting) if setting else spec.default_port
         port = wanted
+        explicit = setting is not None and not settings.is_default(setting)
+        earlier = taken.get(wanted)
+        if explicit and earlier is not None and earlier.port_setting is not None \
+                and not settings.is_default(earlier.port_setting):
+            assert setting is not None
+            raise PortInUseError(
+                f"port {wanted} was given twice: to the {earlier.name} service "
+                f"({earlier.port_setting}, from {settings.source_of(earlier.port_setting)}) "
+                f"and to the {spec.name} service ({setting}, from "
+                f"{settings.source_of(setting)})",
+                hint="give each service its own port")
         if wanted in taken or not is_free(wanted):
-            if setting and not settings.is_default(setting):
+            if explicit:
+                assert setting is not None
                 flag = "--" + setting.replace("_", "-")
                 raise PortInUseError(
                     f"port {wanted} for the {spec.name} service is already in use "
@@ -141,7 +153,7 @@ def plan_stack(
             if not port:
                 raise PortInUseError(f"found no free port for the {spec.name} service")
             notes.append(f"port {wanted} ({spec.name}) is in use; using {port} instead")
-        taken.add(port)
+        taken[port] = spec
         timeout = (getattr(settings, spec.timeout_setting) if spec.timeout_setting
                    else spec.default_timeout)
         planned.append(PlannedService(spec=spec, port=port, start_timeout=timeout))

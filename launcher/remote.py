@@ -36,7 +36,8 @@ from opea.stack import CHATQNA_PATH
 TOKEN_VARIABLE = "OPEA_CHAT_ENDPOINT_TOKEN"  # noqa: S105 (the name of a variable)
 CA_BUNDLE_VARIABLE = "OPEA_CHAT_CA_BUNDLE"
 HEALTH_PATH = "/v1/health_check"
-CHECK_TIMEOUT = 15.0
+# A one-token answer; a cold LLM on a busy node can take a while for its first request.
+CHECK_TIMEOUT = 30.0
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 

@@ -10,9 +10,10 @@ in by the planner for one launch (``launcher.plan``), differently for processes 
 127.0.0.1 and containers on a session network.
 
 Profiles follow OPEA's ChatQnA on NVIDIA (GenAIExamples ChatQnA/docker_compose/nvidia/gpu),
-with its known weak points fixed: ports on 127.0.0.1 only, each service started only once
-what it needs is healthy, ``LLM_MODEL`` passed, dataprep given the variable it actually reads
-(``TEI_EMBEDDING_ENDPOINT``), models read from a local folder with the hubs switched off.
+with its known weak points fixed: ports on 127.0.0.1 only, each service started as soon as
+what it needs in order to start is healthy, ``LLM_MODEL`` passed, dataprep given the
+variable it actually reads (``TEI_EMBEDDING_ENDPOINT``), models read from a local folder
+with the hubs switched off.
 """
 
 from __future__ import annotations
@@ -75,10 +76,20 @@ class ServiceSpec:
     port_setting: str | None = None
     timeout_setting: str | None = None
     default_timeout: float = 120.0
+    # Services that must be healthy before this one can START (it connects to them while
+    # starting, or fails without them).
     waits_for: tuple[str, ...] = ()
+    # Services this one calls once running but starts without: they start side by side,
+    # and Ready waits for every service anyway. The compose export still orders by them.
+    uses: tuple[str, ...] = ()
     needs_gpu: bool = False
     container: Container | None = None
     local_command: tuple[str, ...] | None = None
+
+    @property
+    def needs(self) -> tuple[str, ...]:
+        """Every service this one needs to be of use: what it waits for and what it uses."""
+        return self.waits_for + tuple(name for name in self.uses if name not in self.waits_for)
 
 
 HF_OFFLINE = (("HF_HUB_OFFLINE", "1"), ("TRANSFORMERS_OFFLINE", "1"))
@@ -161,8 +172,8 @@ CHAT_MEGASERVICE = ServiceSpec(
     default_port=8888,
     port_setting="megaservice_port",
     timeout_setting="megaservice_start_timeout",
-    # OPEA's megaservice never checks its LLM, so start it only once the LLM answers.
-    waits_for=("llm",),
+    # It calls the LLM per request and never at start, so both start together.
+    uses=("llm",),
     container=Container(
         # OPEA's ChatQnA image has comps installed; it runs our chat graph (mounted
         # read-only) instead of its RAG one, so the chat profile needs no image of ours.
@@ -193,7 +204,8 @@ CHAT_APP = ServiceSpec(
     default_port=8501,
     port_setting="app_port",
     timeout_setting="app_start_timeout",
-    waits_for=("megaservice",),
+    # The page asks the megaservice only when a user chats.
+    uses=("megaservice",),
     container=Container(
         image="opea-chat/app:{version}",
         port=8501,
@@ -304,7 +316,8 @@ RAG_MEGASERVICE = ServiceSpec(
     default_port=8888,
     port_setting="megaservice_port",
     timeout_setting="megaservice_start_timeout",
-    waits_for=("llm", "embedding", "retriever", "reranking"),
+    # ChatQnA's megaservice builds its graph of remote services without calling them.
+    uses=("llm", "embedding", "retriever", "reranking"),
     container=Container(
         image="{registry}opea/chatqna:{tag}",
         port=8888,
@@ -320,11 +333,11 @@ RAG_MEGASERVICE = ServiceSpec(
     ),
 )
 
-# The same app; it also waits for dataprep, so that at Ready documents can be added too.
-RAG_APP = replace(CHAT_APP, waits_for=("megaservice", "dataprep"))
+# The same app; it also uses dataprep (Ready waits for it: documents can be added then).
+RAG_APP = replace(CHAT_APP, uses=("megaservice", "dataprep"))
 # The remote runtime's only service: the app, for a megaservice that runs elsewhere (its
 # endpoint is checked before the app starts).
-REMOTE_APP = replace(CHAT_APP, waits_for=())
+REMOTE_APP = replace(CHAT_APP, uses=())
 
 
 @dataclass(frozen=True)

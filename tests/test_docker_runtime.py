@@ -28,6 +28,7 @@ from launcher.gpu import Gpu, GpuReport
 from launcher.paths import resolve_paths
 from launcher.plan import plan_stack
 from launcher.ports import is_port_free, pick_free_port
+from launcher.session_file import read_session
 from launcher.settings import load_settings
 from models.store import resolve_model
 from opea.client import ChatParams, OpeaClient
@@ -311,10 +312,10 @@ def test_a_docker_session_from_another_shell_and_from_the_app(
                           capture_output=True, text=True, env=env, check=True).stdout
     assert "Uvicorn running on http://0.0.0.0:8080" in logs  # the container's own log
 
-    client = ControlClient.from_session(launched.session())
+    client = ControlClient.from_session(read_session(launched.home / "state" / "session.json"))
     assert client is not None
     try:
-        assert client.switch_model("second", timeout=300)["changed"]
+        assert client.switch_model("second", timeout=300).changed
     finally:
         client.close()
     after = {s["name"]: s for s in launched.session()["services"]}

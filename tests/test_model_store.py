@@ -14,6 +14,7 @@ from launcher.cli import main
 from launcher.session_file import write_session
 from models.store import list_models, unfinished_pulls
 from tests.model_files import hf_folder, truncated_copy
+from tests.session_records import session_record
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -116,10 +117,8 @@ def test_rm_refuses_the_model_the_running_session_serves(
     model = home_with_model / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf"
     # This test's own process stands in for the running launcher: alive, with its start time.
     me = psutil.Process()
-    write_session(home_with_model / "state" / "session.json", {
-        "launcher_pid": me.pid, "launcher_create_time": me.create_time(),
-        "model": {"name": "smollm2-135m", "path": str(model), "format": "gguf"},
-        "services": []})
+    write_session(home_with_model / "state" / "session.json", session_record(
+        launcher_pid=me.pid, launcher_create_time=me.create_time(), model_path=str(model)))
     code, _, err = run_cli(capsys, "models", "rm", "smollm2-135m")
     assert code == 1
     assert err == ("Error: model smollm2-135m is in use by the running opea-chat; stop it "
@@ -127,10 +126,9 @@ def test_rm_refuses_the_model_the_running_session_serves(
     assert model.exists()
 
     # Once that launcher is gone (a PID that is not running), the model can go.
-    write_session(home_with_model / "state" / "session.json", {
-        "launcher_pid": os.getpid(), "launcher_create_time": me.create_time() - 1000,
-        "model": {"name": "smollm2-135m", "path": str(model), "format": "gguf"},
-        "services": []})
+    write_session(home_with_model / "state" / "session.json", session_record(
+        launcher_pid=os.getpid(), launcher_create_time=me.create_time() - 1000,
+        model_path=str(model)))
     code, _, _ = run_cli(capsys, "models", "rm", "smollm2-135m")
     assert code == 0 and not model.exists() and not model.is_symlink()
 
