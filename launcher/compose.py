@@ -8,6 +8,7 @@ runs as a container built from this project's Dockerfile.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,10 @@ from opea.stack import HealthKind, Role
 
 PROJECT_DIR = Path(launcher.__file__).resolve().parent.parent
 HEALTH_INTERVAL = "5s"
+# TEI's GPU image is built per compute capability: a file exported on one GPU type and run
+# on another would fail ("Runtime compute cap ... is not compatible"), so the tag is a
+# variable whose default is the tag for the GPU found at export.
+TEI_TAG_VARIABLE = "TEI_GPU_TAG"
 
 
 def export_model(settings: Settings, paths: Paths) -> LocalModel:
@@ -94,13 +99,30 @@ def _app_entry(service: PlannedService, plan: StackPlan) -> dict[str, Any]:
     return entry
 
 
+def _tei_tag_variable(container: ContainerPlan, plan: StackPlan, settings: Settings
+                      ) -> ContainerPlan:
+    spec = plan.service(container.service).spec.container
+    assert spec is not None
+    if container.gpu_count is None or not spec.gpu_image or "{tei_gpu_tag}" not in \
+            spec.gpu_image or settings.images.get(container.service):
+        return container
+    tag = container.image.rpartition(":")[2]
+    variable = f"${{{TEI_TAG_VARIABLE}:-{tag}}}"
+    return replace(container, image=spec.gpu_image.replace("{tei_gpu_tag}", variable))
+
+
 def compose_document(settings: Settings, paths: Paths) -> tuple[dict[str, Any], list[str]]:
     model = export_model(settings, paths)
     plan = plan_stack(settings, model, is_free=lambda port: True, pick_free=lambda: 0,
                       runtime="docker")
     containers, notes = container_plans(plan, settings, session="compose", home="compose",
                                         models_dir=paths.models_dir, gpus=probe_gpus())
-    by_service = {container.service: container for container in containers}
+    by_service = {container.service: _tei_tag_variable(container, plan, settings)
+                  for container in containers}
+    if any(TEI_TAG_VARIABLE in c.image for c in by_service.values()):
+        notes.append(f"the reranker's TEI image tag fits this machine's GPU; on another GPU "
+                     f"set {TEI_TAG_VARIABLE} (turing-1.9, 1.9, 86-1.9, 89-1.9, hopper-1.9, "
+                     "100-1.9, 120-1.9 or cuda-1.9)")
     services: dict[str, Any] = {}
     for service in plan.services:
         if service.spec.role is Role.UI:

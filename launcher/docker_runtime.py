@@ -29,6 +29,7 @@ from launcher.docker_plan import (
     LABEL_MANAGED,
     ContainerPlan,
     check_gpu_request,
+    check_model_folders,
     container_plans,
     home_label,
     network_name,
@@ -82,6 +83,7 @@ class DockerRuntime:
         for note in self.plan_containers(plan):
             progress.note(note)
         plans = list(self._plans.values())
+        check_model_folders(plan, self.models_dir)
         check_gpu_request(plans, self.gpus, nvidia_runtime_available(self.client))
         ensure_images(self.client, [p.image for p in plans], self.settings.pull, progress)
 

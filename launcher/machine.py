@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 
 from launcher.docker_engine import DockerFacts, probe_docker
 from launcher.errors import DockerUnavailableError
-from launcher.gpu import GpuReport, probe_gpus
+from launcher.gpu import GpuReport, probe_gpus, slow_report
 from launcher.preflight import Ram, probe_ram
 from launcher.runtime_choice import Machine
 from opea.errors import OpeaChatError
@@ -124,6 +124,8 @@ class Look:
     def facts(self) -> MachineFacts:
         try:
             gpus = self._gpus.result(self.deadline)
+        except ProbeTimeout:  # a driver without persistence mode: slow, not absent
+            gpus = slow_report(time.monotonic() - self._gpus.started)
         except BaseException as error:
             gpus = GpuReport(problem=f"probing the GPUs failed: {describe_failure(error)}")
         docker_facts: DockerFacts

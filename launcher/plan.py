@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from launcher import __version__
 from launcher.errors import ConfigError, PortInUseError
@@ -86,7 +86,15 @@ def profile_services(profile: str, runtime: str, model: LocalModel) -> tuple[Ser
     if profile != "chat" and runtime == "local":
         raise ConfigError(f"the {profile} profile runs OPEA's containers",
                           hint="use --runtime docker, or --profile chat")
-    return (llm_spec(runtime, model), *PROFILES[profile].services)
+    services = PROFILES[profile].services
+    after = PROFILES[profile].llm_after
+    llm = llm_spec(runtime, model)
+    if not after:
+        return (llm, *services)
+    # The LLM waits for these and starts right after the last of them.
+    position = max(i for i, spec in enumerate(services) if spec.name in after) + 1
+    llm = replace(llm, waits_for=(*llm.waits_for, *after))
+    return (*services[:position], llm, *services[position:])
 
 
 def template_values(settings: Settings, model: LocalModel) -> dict[str, str]:
@@ -98,7 +106,8 @@ def template_values(settings: Settings, model: LocalModel) -> dict[str, str]:
         "threads": str(settings.llm_threads or os.cpu_count() or 1),
         "embedding_model": settings.embedding_model,
         "reranker_model": settings.reranker_model,
-        "registry": settings.registry,
+        # OPEA's REGISTRY: it replaces the `opea` namespace (``${REGISTRY:-opea}/chatqna``).
+        "registry": settings.registry.rstrip("/") or "opea",
         "tag": settings.tag,
         "version": __version__,
     }
