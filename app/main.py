@@ -6,6 +6,7 @@ modules (``app.*``); long-lived objects come from ``st.cache_resource``.
 
 from __future__ import annotations
 
+import os
 import time
 from itertools import chain
 from pathlib import Path
@@ -24,6 +25,7 @@ from app.stack_status import LiveStatus, StackInfo, live_status, stack_info
 from app.tokens import TokenCounter, estimate_tokens, gguf_counter
 from launcher import __version__
 from launcher.paths import resolve_paths
+from launcher.remote import app_client_options
 from opea.client import OpeaClient
 from opea.errors import OpeaChatError
 
@@ -35,7 +37,8 @@ STOPPED = "stopped"
 
 @st.cache_resource
 def client(url: str) -> OpeaClient:
-    return OpeaClient(url)
+    # The remote runtime passes the endpoint's CA bundle and token in the environment.
+    return OpeaClient(url, **app_client_options(os.environ))
 
 
 @st.cache_resource(show_spinner=False)

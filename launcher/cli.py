@@ -117,6 +117,21 @@ def cmd_export_compose(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export_kubernetes(args: argparse.Namespace) -> int:
+    from launcher.kubernetes import write_manifests
+
+    paths = resolve_paths()
+    settings = load_settings(paths, flags=_launch_flags(args))
+    text, written = write_manifests(settings, paths, args.output, args.expose)
+    if text is not None:
+        sys.stdout.write(text)
+    else:
+        where = args.output if len(written) > 1 else str(written[0])
+        print(f"Wrote {', '.join(str(path) for path in written)}; check them with "
+              f"`kubectl apply --dry-run=server -f {where}`")
+    return 0
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     import time
 
@@ -126,7 +141,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     from launcher.doctor import exit_code, render_json, render_text, run_doctor
 
     started = time.monotonic()
-    checks = run_doctor(resolve_paths(), {"runtime": args.runtime, "model": args.model},
+    checks = run_doctor(resolve_paths(), {"runtime": args.runtime, "model": args.model,
+                                          "endpoint": args.endpoint},
                         gpu_smoke=args.gpu_smoke, process_started=psutil.Process().create_time())
     if args.json:
         print(render_json(checks))
@@ -336,6 +352,21 @@ def build_parser() -> argparse.ArgumentParser:
     add_stack_options(compose)
     compose.add_argument("-o", "--output", metavar="FILE", help="write here (default stdout)")
     compose.set_defaults(func=cmd_export_compose)
+    kubernetes = export_formats.add_parser(
+        "kubernetes", help="Kubernetes manifests of the same stack (without the app)",
+        description="Write the stack's services as Kubernetes manifests: a Deployment and a "
+                    "Service each, models on a PersistentVolumeClaim. The app stays on the "
+                    "desktop: `launch --runtime remote`. Uses the same settings and flags as "
+                    "launch.")
+    add_stack_options(kubernetes)
+    kubernetes.add_argument("-o", "--output", metavar="DIR|FILE",
+                            help="write one file per service into a folder (one that exists, "
+                                 "or a path ending in /), or all into one file "
+                                 "(default stdout)")
+    kubernetes.add_argument("--expose", choices=("ingress", "loadbalancer"),
+                            help="make the megaservice reachable from outside the cluster "
+                                 "(default: nothing is)")
+    kubernetes.set_defaults(func=cmd_export_kubernetes)
 
     doctor = commands.add_parser(
         "doctor", help="check this machine: GPU, Docker, images, disk, RAM, ports, models",
@@ -345,6 +376,8 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.add_argument("--runtime", choices=[runtime.value for runtime in RuntimeName],
                         help="check for this runtime (default: the runtime setting)")
     doctor.add_argument("--model", metavar="NAME|PATH", help="check this model")
+    doctor.add_argument("--endpoint", metavar="URL",
+                        help="remote: check this megaservice (default: the endpoint setting)")
     doctor.add_argument("--gpu-smoke", action="store_true",
                         help="also run nvidia-smi in a GPU container (takes seconds)")
     doctor.set_defaults(func=cmd_doctor)

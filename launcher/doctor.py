@@ -445,6 +445,11 @@ def run_doctor(paths: Paths, flags: Mapping[str, Any], gpu_smoke: bool = False,
     look = Look(deadline, docker=True)
     settings, settings_problem = _settings(paths, flags)
     found_checks: list[Check] = [settings_problem] if settings_problem else []
+    if settings.runtime == "remote":
+        # Only the app runs here: the endpoint is what launch depends on.
+        from launcher.remote import endpoint_checks
+
+        return found_checks + endpoint_checks(settings, os.environ)
     # Loading llama.cpp overlaps with the machine's probes.
     offload_probe = Probe("llama.cpp", llama_cpp_offloads)
     facts = look.facts()

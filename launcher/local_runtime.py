@@ -62,6 +62,8 @@ def child_environment(base: dict[str, str] | None = None) -> dict[str, str]:
     # Only `models pull` needs the user's Hugging Face token; no service gets it, so no
     # service can log it.
     env.pop("HF_TOKEN", None)
+    # Nor the remote endpoint's token: the remote runtime hands it to the app alone.
+    env.pop("OPEA_CHAT_ENDPOINT_TOKEN", None)
     env["PYTHONUNBUFFERED"] = "1"
     return env
 
@@ -182,6 +184,12 @@ class LocalRuntime:
 
     def records(self) -> list[ServiceRecord]:
         return [child.record() for child in self._children.values()]
+
+    def elsewhere(self) -> dict[str, str]:
+        return {}  # every service of the stack runs here
+
+    def elsewhere_healthy(self, service: str) -> bool:
+        raise KeyError(service)
 
     def stop_service(self, service: str) -> None:
         child = self._children.pop(service, None)

@@ -21,7 +21,14 @@ from models.embedding import local_embedding_model
 from models.errors import ModelError
 from models.formats import ModelFormat
 from models.store import LocalModel
-from opea.stack import LLAMA_CPP_PYTHON, LLAMA_CPP_SERVER, PROFILES, TGI, ServiceSpec
+from opea.stack import (
+    LLAMA_CPP_PYTHON,
+    LLAMA_CPP_SERVER,
+    PROFILES,
+    REMOTE_APP,
+    TGI,
+    ServiceSpec,
+)
 
 # The local rag profile's index folder (in the data folder), as rag/README.md names it.
 RAG_FOLDER = "rag"
@@ -80,6 +87,8 @@ def llm_spec(runtime: str, model: LocalModel) -> ServiceSpec:
 
 
 def profile_services(profile: str, runtime: str, model: LocalModel) -> tuple[ServiceSpec, ...]:
+    if runtime == "remote":  # the profile's services are the endpoint's business
+        return (REMOTE_APP,)
     services = PROFILES[profile].services_on(runtime)
     if services is None:
         raise ConfigError(f"the {profile} profile runs OPEA's containers",

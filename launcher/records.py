@@ -236,9 +236,13 @@ class ServiceHealth:
     pid: int | None = None
     container: str | None = None
     id: str | None = None  # the container's id
+    # Used by the stack but run elsewhere (the remote runtime's endpoint).
+    elsewhere: bool = False
 
     def to_json(self) -> dict[str, Any]:
         found: dict[str, Any] = {"name": self.name, "url": self.url, "healthy": self.healthy}
+        if self.elsewhere:
+            found["elsewhere"] = True
         if self.pid is not None:
             found["pid"] = self.pid
         if self.container is not None:
@@ -256,6 +260,7 @@ class ServiceHealth:
                    healthy=_get(entry, "healthy", bool, "a service"),
                    pid=pid if isinstance(pid, int) else None,
                    container=container if isinstance(container, str) else None,
+                   elsewhere=entry.get("elsewhere") is True,
                    id=found_id if isinstance(found_id, str) else None)
 
 

@@ -63,6 +63,7 @@ def render_status(status: StatusReport) -> str:
     ]
     for service in status.services:
         where = f"PID {service.pid}" if service.pid is not None else \
+            "remote endpoint" if service.elsewhere else \
             f"container {service.container or '?'}"
         health = "healthy" if service.healthy else "NOT healthy"
         lines.append(f"    {service.name:<12} {service.url:<24} {health:<12} {where}")

@@ -8,7 +8,8 @@ an answer have flowed.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Iterator, Sequence
+import ssl
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -61,14 +62,18 @@ class OpeaClient:
         connect_timeout: float = 5.0,
         read_timeout: float = 300.0,
         connect_retries: int = 3,
+        tls: ssl.SSLContext | None = None,
+        headers: Mapping[str, str] | None = None,
     ):
         self.base_url = base_url.rstrip("/")
         self.read_timeout = read_timeout
         self._http = httpx.Client(
             base_url=self.base_url,
             timeout=httpx.Timeout(read_timeout, connect=connect_timeout),
-            transport=httpx.HTTPTransport(retries=connect_retries),
-            # Local services only: a system proxy must never see these requests.
+            # ``tls``: a remote endpoint's CA bundle; certificates are always verified.
+            transport=httpx.HTTPTransport(retries=connect_retries, verify=tls or True),
+            headers=dict(headers or {}),
+            # Local services, or an endpoint named explicitly: never a system proxy.
             trust_env=False,
         )
 

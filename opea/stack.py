@@ -373,6 +373,9 @@ RAG_MEGASERVICE = ServiceSpec(
 
 # The same app; it also uses dataprep (Ready waits for it: documents can be added then).
 RAG_APP = replace(CHAT_APP, uses=("megaservice", "dataprep"))
+# The remote runtime's only service: the app, for a megaservice that runs elsewhere (its
+# endpoint is checked before the app starts).
+REMOTE_APP = replace(CHAT_APP, uses=())
 
 # --- The rag profile on the local runtime: the same graph as processes (rag/README.md).
 # No vector DB to run (the index is a folder that dataprep writes and the retriever reads)
