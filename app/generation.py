@@ -162,7 +162,10 @@ class Generations:
             stream.end()
             return  # stopped before anything was sent
         request = generation.request
-        pieces = self._client.chat_stream_async(request.messages, request.params)
+        # The sources come at the stream's end (rag profile) and are stored with the answer.
+        pieces = self._client.chat_stream_async(request.messages, request.params,
+                                                use_documents=request.use_documents,
+                                                on_sources=stream.sources.extend)
         try:
             await self._read(pieces, stream)
             stream.finished = True

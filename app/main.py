@@ -6,12 +6,13 @@ modules (``app.*``); long-lived objects come from ``st.cache_resource``.
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
 import streamlit as st
 
-from app import chat, frame, page_state, session_actions
+from app import chat, documents_panel, frame, page_state, session_actions, sources
 from app.cache import SETTING as CACHE_SETTING
 from app.errors import ContextOverflowError, HistoryError
 from app.export import MAX_IMPORT_BYTES, parse_json, to_json, to_markdown
@@ -23,6 +24,7 @@ from app.render import safe_markdown, typed_markdown
 from app.stack_status import LiveStatus, StackInfo, live_status, stack_info
 from app.tokens import TokenCounter, estimate_tokens, gguf_counter
 from launcher.paths import resolve_paths
+from launcher.remote import app_client_options
 from opea.client import OpeaClient
 from opea.errors import OpeaChatError
 
@@ -45,7 +47,8 @@ EXAMPLES = (
 
 @st.cache_resource
 def client(url: str) -> OpeaClient:
-    return OpeaClient(url)
+    # The remote runtime passes the endpoint's CA bundle and token in the environment.
+    return OpeaClient(url, **app_client_options(os.environ))
 
 
 @st.cache_resource(show_spinner=False)
@@ -138,6 +141,7 @@ def sidebar(history: History, info: StackInfo, conversation: Conversation,
             st.info(f"Deleted “{safe_markdown(state[UNDO])}”.")
             st.button("Undo delete", key="undo", icon=":material/undo:",
                       on_click=page_state.undo_delete, args=(history, state))
+        documents_panel.panel(info)
         with st.expander("Model", icon=":material/memory:"):
             model_panel(info, last_speed, generations)
         with st.expander("Settings", icon=":material/settings:"):
@@ -387,6 +391,7 @@ def show_message(history: History, conversation: Conversation, message: Message,
             return
         if message.content:
             st.markdown(safe_markdown(message.content))
+        sources.show(message.sources)
         if message.status is AnswerStatus.STOPPED:
             st.caption(":material/stop_circle: Stopped: the answer above is partial."
                        if message.content else
@@ -419,7 +424,8 @@ def start_answer(history: History, conversation: Conversation, info: StackInfo,
     """Ask for the answer to the conversation's last question (None: it is stored)."""
     setup = chat.Setup(model=info.model_name, context_size=info.context_size,
                        count=token_counter(info.model_path),
-                       use_cache=bool(history.setting(CACHE_SETTING, True)))
+                       use_cache=bool(history.setting(CACHE_SETTING, True)),
+                       use_documents=documents_panel.use_documents(conversation, info))
     try:
         request = chat.prepare(history, conversation, setup)
     except ContextOverflowError as error:
@@ -488,6 +494,9 @@ def page() -> None:
         conversation_header(history, conversation, messages)
     else:
         welcome(history, conversation, info)
+    # Above the first question too: whether it is answered from the documents is chosen
+    # before it is asked.
+    documents_panel.switch(history, conversation, info)
     settings_panel(history, conversation, info)
     waiting = messages and messages[-1].role == "user" and (
         generation is not None or state.get(ANSWER_FOR) == conversation.id)

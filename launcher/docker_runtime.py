@@ -179,6 +179,12 @@ class DockerRuntime:
             for name, c in self._containers.items()]
         return containers + self._local.records()
 
+    def elsewhere(self) -> dict[str, str]:
+        return {}  # every service of the stack runs here
+
+    def elsewhere_healthy(self, service: str) -> bool:
+        raise KeyError(service)
+
     def stop_service(self, service: str) -> None:
         container = self._containers.pop(service, None)
         if container is None:

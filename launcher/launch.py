@@ -49,6 +49,7 @@ from launcher.records import (
     SessionRecord,
     StatusReport,
 )
+from launcher.remote_runtime import remote_model
 from launcher.runtime import Runtime
 from launcher.runtime_choice import choose_runtime
 from launcher.session_file import read_for_cleanup, remove_session, write_session
@@ -102,6 +103,11 @@ def make_runtime(name: str, settings: Settings, paths: Paths,
 
         return DockerRuntime(settings, paths, client=machine.docker_client(),
                              gpus=machine.gpus)
+    if name == "remote":
+        from launcher.remote import endpoint_from_settings
+        from launcher.remote_runtime import RemoteRuntime
+
+        return RemoteRuntime(paths.log_dir, endpoint_from_settings(settings, os.environ))
     return LocalRuntime(paths.log_dir, machine.gpus)
 
 
@@ -177,7 +183,8 @@ class Session:
                               format=plan.model.format),
             context_size=self.settings.context_size,
             started_at=self.started_at,
-            urls={service.name: service.url for service in plan.services},
+            urls={**{service.name: service.url for service in plan.services},
+                  **self.runtime.elsewhere()},
             services=tuple(self.runtime.records()),
             control=ControlRecord(port=self.control.port, token=self.control.token),
         )
@@ -208,7 +215,11 @@ class Session:
             profile=record.profile, model=record.model, context_size=record.context_size,
             started_at=record.started_at, uptime_s=round(time.time() - self.started_at, 1),
             device=self.runtime.device(), urls=record.urls,
-            services=tuple(health(service) for service in plan.services))
+            services=tuple(health(service) for service in plan.services) + tuple(
+                ServiceHealth(name=name, url=url, healthy=self.runtime.elsewhere_healthy(name),
+                              elsewhere=True)
+                for name, url in self.runtime.elsewhere().items()),
+            notes=plan.notes)  # e.g. the rag profile's "reranking off: ..."
 
     def request_stop(self, reason: str) -> None:
         self.stop.set(reason)
@@ -328,9 +339,10 @@ def launch(settings: Settings, paths: Paths, progress: Progress) -> int:
         record, found, problem = read_for_cleanup(paths.session_file)
         if _already_running(record, found, problem, settings, progress):
             return 0
-        # Docker only where it may be needed: a local launch never waits on the engine.
+        # Docker only where it may be needed: a local or remote launch never waits on the
+        # engine.
         machine = look_at_machine(time.monotonic() + LOOK_WITHIN,
-                                  docker=settings.runtime != "local"
+                                  docker=settings.runtime not in ("local", "remote")
                                   or needs_docker_reaping(found))
         try:
             return _launch(settings, paths, progress, stop, (found, problem), machine)
@@ -342,7 +354,9 @@ def _launch(settings: Settings, paths: Paths, progress: Progress, stop: StopRequ
             earlier: tuple[Salvage | None, str | None], machine: MachineFacts) -> int:
     _reap(paths, *earlier, machine, progress)
     try:
-        model = prepare_model(settings.model, paths, progress)
+        # The remote runtime serves the endpoint's model: nothing to pull here.
+        model = remote_model(settings.endpoint) if settings.runtime == "remote" else \
+            prepare_model(settings.model, paths, progress)
     except ModelError:
         # Ctrl+C reaches pip too (same terminal), which then fails the pull.
         if stop():

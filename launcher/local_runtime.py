@@ -62,6 +62,8 @@ def child_environment(base: dict[str, str] | None = None) -> dict[str, str]:
     # Only `models pull` needs the user's Hugging Face token; no service gets it, so no
     # service can log it.
     env.pop("HF_TOKEN", None)
+    # Nor the remote endpoint's token: the remote runtime hands it to the app alone.
+    env.pop("OPEA_CHAT_ENDPOINT_TOKEN", None)
     env["PYTHONUNBUFFERED"] = "1"
     return env
 
@@ -81,6 +83,22 @@ def service_command(service: PlannedService, plan: StackPlan, gpu_layers: int = 
         raise ConfigError(f"the {service.name} service runs only as a container",
                           hint="use --runtime docker")
     return render(service.spec.local_command, local_values(service, plan, gpu_layers))
+
+
+def ensure_embedding_model(folder: Path, progress: Progress) -> None:
+    """Pull a catalogue embedding model that is not there yet; check one that is."""
+    from models.embedding import (
+        EMBEDDING_CATALOGUE,
+        check_embedding_folder,
+        pull_embedding_model,
+    )
+
+    if not folder.exists() and folder.name in EMBEDDING_CATALOGUE:
+        progress.note(f"First rag launch: the embedding model {folder.name} is not in "
+                      f"{folder.parent} yet; pulling it now.")
+        pull_embedding_model(folder.name, folder.parent, say=progress.note,
+                             show_progress=progress.interactive)
+    check_embedding_folder(folder)
 
 
 def cpu_name(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
@@ -126,8 +144,11 @@ class LocalRuntime:
         return self.placement.gpu_layers
 
     def prepare(self, plan: StackPlan, progress: Progress) -> None:
-        """Nothing to fetch: the packages are installed, the model is on disk. Decide where
-        the model runs: on the GPU if llama.cpp can offload and the model fits its VRAM."""
+        """The packages are installed and the LLM is on disk (the rag profile's embedding
+        model is pulled here on its first launch, like the LLM on the first chat launch).
+        Decide where the model runs: on the GPU if llama.cpp can offload and it fits."""
+        if any(service.spec.role is Role.EMBEDDING for service in plan.services):
+            ensure_embedding_model(Path(plan.values["embedding_model_dir"]), progress)
         if self.gpus.usable:
             need = model_need(plan.model, int(plan.values["context_size"]))
             self._placement = place_model(self.gpus, self._offloads, plan.model.name, need)
@@ -163,6 +184,12 @@ class LocalRuntime:
 
     def records(self) -> list[ServiceRecord]:
         return [child.record() for child in self._children.values()]
+
+    def elsewhere(self) -> dict[str, str]:
+        return {}  # every service of the stack runs here
+
+    def elsewhere_healthy(self, service: str) -> bool:
+        raise KeyError(service)
 
     def stop_service(self, service: str) -> None:
         child = self._children.pop(service, None)
