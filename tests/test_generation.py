@@ -5,8 +5,10 @@ megaservice for the failure cases, the real llama.cpp server and megaservice for
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
@@ -17,6 +19,7 @@ from app.generation import Generations
 from app.history import History
 from app.tokens import estimate_tokens
 from opea.client import ChatParams, OpeaClient
+from opea.sources import USE_DOCUMENTS_FIELD, Source, sources_event
 from opea.wire import done_event, encode_token
 from tests.http_stub import serve
 from tests.services import llm_server, megaservice
@@ -97,6 +100,32 @@ def test_an_answer_goes_on_without_anyone_watching_and_is_stored(history: Histor
                                                             "complete")
     assert stored.completion_tokens == 3 and stored.first_token_seconds is not None
     assert generations.get(request.conversation_id) is None
+
+
+def test_an_answer_from_the_documents_is_stored_with_its_sources(history: History) -> None:
+    source = Source(file="plan.md", passage="The launch code is 7-4-1.")
+    bodies: list[dict[str, object]] = []
+
+    def rag(request: BaseHTTPRequestHandler) -> None:
+        bodies.append(json.loads(request.rfile.read(int(request.headers["Content-Length"]))))
+        request.send_response(200)
+        request.send_header("Content-Type", "text/event-stream")
+        request.end_headers()
+        request.wfile.write((encode_token("7-4-1.") + done_event()
+                             + sources_event([source])).encode())
+        request.wfile.flush()
+        request.close_connection = True
+
+    with serve(rag) as url, OpeaClient(url) as client:
+        generations = Generations(history, client)
+        request = replace(request_for(history, "The launch code?"), use_documents=True)
+        generation = generations.start(request)
+        assert generation is not None
+        assert generation.done.wait(30)
+    assert bodies[0][USE_DOCUMENTS_FIELD] is True
+    stored = history.messages(request.conversation_id)[-1]
+    assert (stored.content, stored.status) == ("7-4-1.", "complete")
+    assert list(stored.sources) == [source]
 
 
 @pytest.mark.parametrize("headers_first", [False, True], ids=["no-reply", "no-token"])
