@@ -4,6 +4,7 @@ makes: the good case passes, and each way it goes wrong is one line saying what 
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import socket
 import subprocess
@@ -24,7 +25,7 @@ from launcher.remote import (
     endpoint_from_settings,
 )
 from launcher.settings import Settings
-from opea.client import OpeaClient
+from opea.client import ChatParams, OpeaClient
 from opea.errors import ClientError
 from tests.http_stub import reply, serve
 from tests.services import llm_server, megaservice
@@ -105,6 +106,20 @@ def test_an_answer_cut_off_mid_stream_says_so(upstream: str, pki: Pki) -> None:
         for _ in client.chat_stream("Tell me a long story about a cat."):
             pass
     assert "closed the connection before the answer ended" in caught.value.one_line()
+
+
+def test_the_apps_answers_reach_the_endpoint_with_its_ca_and_token(front: str, pki: Pki
+                                                                  ) -> None:
+    # The app writes answers over a connection of its own (chat_stream_async): it must
+    # trust the same CA and send the same token as the client it was made from.
+    async def answer(client: OpeaClient) -> str:
+        return "".join([piece async for piece in client.chat_stream_async(
+            "Say hello.", ChatParams(max_tokens=8))])
+
+    with OpeaClient(front, **app_client_options({"OPEA_CHAT_CA_BUNDLE": str(pki.ca_file),
+                                                 "OPEA_CHAT_ENDPOINT_TOKEN": TOKEN})
+                    ) as client:
+        assert asyncio.run(answer(client)).strip()
 
 
 def test_a_refused_connection() -> None:
