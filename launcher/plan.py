@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
 
 from launcher import __version__
 from launcher.errors import ConfigError, PortInUseError
@@ -18,7 +19,14 @@ from launcher.settings import Settings
 from models.errors import ModelError
 from models.formats import ModelFormat
 from models.store import LocalModel
-from opea.stack import LLAMA_CPP_PYTHON, LLAMA_CPP_SERVER, PROFILES, TGI, ServiceSpec
+from opea.stack import LLAMA_CPP_PYTHON, LLAMA_CPP_SERVER, PROFILES, TGI, Role, ServiceSpec
+
+
+class Placement(StrEnum):
+    """Where a planned service runs; each placement has its runner (``launcher.runner``)."""
+
+    PROCESS = "process"  # a child process of the launcher, on 127.0.0.1
+    CONTAINER = "container"  # a container of the session's Docker network
 
 
 @dataclass(frozen=True)
@@ -26,6 +34,7 @@ class PlannedService:
     spec: ServiceSpec
     port: int
     start_timeout: float
+    placement: Placement = Placement.PROCESS
 
     @property
     def name(self) -> str:
@@ -86,6 +95,16 @@ def profile_services(profile: str, runtime: str, model: LocalModel) -> tuple[Ser
     position = max(i for i, spec in enumerate(services) if spec.name in after) + 1
     llm = replace(llm, waits_for=(*llm.waits_for, *after))
     return (*services[:position], llm, *services[position:])
+
+
+def placement_of(spec: ServiceSpec, runtime: str) -> Placement:
+    """Where a service runs on a runtime; decided here only. The docker runtime runs every
+    service that has an image in a container except the app, which runs as a process
+    beside the launcher on both runtimes: it is the user's window onto the stack, not part
+    of the GPU stack."""
+    if runtime == "local" or spec.container is None or spec.role is Role.UI:
+        return Placement.PROCESS
+    return Placement.CONTAINER
 
 
 def template_values(settings: Settings, model: LocalModel) -> dict[str, str]:
@@ -156,6 +175,7 @@ def plan_stack(
         taken[port] = spec
         timeout = (getattr(settings, spec.timeout_setting) if spec.timeout_setting
                    else spec.default_timeout)
-        planned.append(PlannedService(spec=spec, port=port, start_timeout=timeout))
+        planned.append(PlannedService(spec=spec, port=port, start_timeout=timeout,
+                                      placement=placement_of(spec, runtime)))
     return StackPlan(profile=settings.profile, runtime=runtime, services=tuple(planned),
                      model=model, values=template_values(settings, model), notes=tuple(notes))
