@@ -1,20 +1,25 @@
 """Waiting for a service to become healthy.
 
 The wait owns the timeout and fails fast: when the service's process ends while starting,
-the error comes at once with the last lines of its log, not after the timeout.
+the error comes at once with the last lines of its log, not after the timeout. An answer
+counts only when it comes from the process opea-chat started: another program on the same
+port (another home's stack, say) is named, never taken for the service.
 """
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 from collections.abc import Callable, Iterable
 
 import httpx
+import psutil
 
-from launcher.errors import Interrupted, ServiceExitedError, StartTimeoutError
+from launcher.errors import Interrupted, ServiceExitedError, ServiceStartError, StartTimeoutError
 from launcher.plan import PlannedService
 from launcher.ports import HOST
+from launcher.records import ProcessRecord
 from launcher.runtime import Runtime
 from opea.stack import HealthKind
 
@@ -50,6 +55,56 @@ def probe_each(services: Iterable[PlannedService]) -> dict[str, bool]:
         return {service.name: probe(http, service) for service in services}
 
 
+def _who(pid: int | None) -> str:
+    if pid is None:
+        return "a process of another user"
+    try:
+        return f"PID {pid}, {psutil.Process(pid).name()}"
+    except psutil.Error:
+        return f"PID {pid}"
+
+
+def foreign_listener(service: PlannedService, runtime: Runtime) -> str | None:
+    """Who listens on the service's port instead of the process group opea-chat started
+    for it; None when it is ours, or when that cannot be told (a container: its port is
+    published by Docker; a system that hides sockets)."""
+    ours = next((record for record in runtime.records()
+                 if isinstance(record, ProcessRecord) and record.name == service.name), None)
+    if ours is None:
+        return None
+    try:
+        connections = psutil.net_connections(kind="tcp")
+    except (psutil.Error, OSError):
+        return None
+    others = []
+    for connection in connections:
+        if connection.status != psutil.CONN_LISTEN or not connection.laddr or \
+                connection.laddr.port != service.port:
+            continue
+        try:
+            if connection.pid is not None and os.getpgid(connection.pid) == ours.pgid:
+                return None
+        except OSError:  # ended meanwhile
+            continue
+        others.append(_who(connection.pid))
+    return ", ".join(others) or None
+
+
+def refuse_foreign(service: PlannedService, runtime: Runtime) -> None:
+    """Fail when the health answer came from someone else's server on the port."""
+    intruder = foreign_listener(service, runtime)
+    if intruder is None:
+        return
+    setting = service.spec.port_setting
+    raise ServiceStartError(
+        service.name,
+        f"port {service.port} for the {service.name} service is already in use by another "
+        f"program ({intruder}), not by the {service.name} service opea-chat started",
+        hint="stop what uses it" + (f", or choose another port with --"
+                                    f"{setting.replace('_', '-')}" if setting else ""),
+        details=runtime.log_tail(service.name, LOG_LINES))
+
+
 def wait_healthy(
     service: PlannedService,
     runtime: Runtime,
@@ -72,6 +127,7 @@ def wait_healthy(
                     details=runtime.log_tail(service.name, LOG_LINES),
                 )
             if probe(http, service):
+                refuse_foreign(service, runtime)
                 return time.monotonic() - start
             now = time.monotonic()
             if now >= deadline:
