@@ -12,6 +12,7 @@ import os
 import socket
 import time
 from collections.abc import Callable, Iterable
+from typing import Any
 
 import httpx
 import psutil
@@ -64,29 +65,52 @@ def _who(pid: int | None) -> str:
         return f"PID {pid}"
 
 
+def _listens(connections: Iterable[Any], port: int) -> list[Any]:
+    """The listening sockets on ``port`` among psutil's connections."""
+    return [c for c in connections
+            if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port]
+
+
+def _ours_listen(record: ProcessRecord, port: int) -> bool:
+    """Does the child (or else one of its descendants) listen on ``port``? Asked of those
+    processes only: a scan of the whole machine's sockets costs 250 ms on a loaded one."""
+    try:
+        child = psutil.Process(record.pid)
+        if _listens(child.net_connections(kind="tcp"), port):
+            return True
+        descendants = child.children(recursive=True)
+    except psutil.Error:
+        return False
+    for process in descendants:
+        try:
+            if _listens(process.net_connections(kind="tcp"), port):
+                return True
+        except psutil.Error:
+            continue
+    return False
+
+
 def foreign_listener(service: PlannedService, runtime: Runtime) -> str | None:
-    """Who listens on the service's port instead of the process group opea-chat started
-    for it; None when it is ours, or when that cannot be told (a container: its port is
-    published by Docker; a system that hides sockets)."""
+    """Who listens on the service's port instead of the process opea-chat started for it;
+    None when it is ours, or when that cannot be told (a container: its port is published
+    by Docker; a system that hides sockets)."""
     ours = next((record for record in runtime.records()
                  if isinstance(record, ProcessRecord) and record.name == service.name), None)
-    if ours is None:
+    if ours is None or _ours_listen(ours, service.port):
         return None
     try:
         connections = psutil.net_connections(kind="tcp")
     except (psutil.Error, OSError):
         return None
     others = []
-    for connection in connections:
-        if connection.status != psutil.CONN_LISTEN or not connection.laddr or \
-                connection.laddr.port != service.port:
-            continue
+    for connection in _listens(connections, service.port):
+        pid = connection.pid
         try:
-            if connection.pid is not None and os.getpgid(connection.pid) == ours.pgid:
+            if pid is not None and os.getpgid(pid) == ours.pgid:
                 return None
         except OSError:  # ended meanwhile
             continue
-        others.append(_who(connection.pid))
+        others.append(_who(pid))
     return ", ".join(others) or None
 
 
