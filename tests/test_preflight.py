@@ -20,7 +20,6 @@ import pytest
 from pytest_mock import MockerFixture
 
 from launcher.cli import main
-from launcher.preflight import BEFORE_DOWNLOAD
 from tests.docker_fixtures import managed
 from tests.launched import Launched
 from tests.model_files import truncated_copy
@@ -152,19 +151,16 @@ def nothing_downloaded(home: Path, out: str) -> None:
     assert not models.exists() or list(models.iterdir()) == []
 
 
-def test_the_pre_download_checks_are_written_down_once_in_order() -> None:
-    names = [verdict.__name__ for verdict, _ in BEFORE_DOWNLOAD]
-    assert names == ["model_disk_verdict", "metadata_fit_verdict", "gpu_request_verdict",
-                     "rag_folders_verdict", "images_verdict"]
-
-
 @pytest.mark.docker
 def test_no_driver_and_the_docker_runtime_is_refused_before_the_model_download(
         home: Path, mocker: MockerFixture, docker_client: docker.DockerClient,
         capsys: pytest.CaptureFixture[str]) -> None:
     nvml_fails(mocker, pynvml.NVML_ERROR_LIBRARY_NOT_FOUND)
+    _, checks, _ = doctor(capsys, "--runtime", "docker")
+    finding = checks["gpu request"]
     code, out, err = launch(capsys, "--runtime", "docker")
     assert code == 1
+    assert err == f"Error: {finding['detail']}; {finding['fix']}\n"
     assert re.match(r"Error: the llm service needs an NVIDIA GPU, but none is usable: .+; "
                     r"install the NVIDIA driver, or run on the CPU with --gpus none", err), err
     nothing_downloaded(home, out)
@@ -172,16 +168,19 @@ def test_no_driver_and_the_docker_runtime_is_refused_before_the_model_download(
 
 
 def test_a_busy_explicit_port_is_refused_before_the_model_download(
-        home: Path, no_docker: None, capsys: pytest.CaptureFixture[str]) -> None:
+        home: Path, no_docker: None, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", 0))
         squatter.listen()
         port = squatter.getsockname()[1]
-        code, out, err = launch(capsys, "--llm-port", str(port))
+        monkeypatch.setenv("OPEA_CHAT_LLM_PORT", str(port))
+        _, checks, _ = doctor(capsys)
+        code, out, err = launch(capsys)
     assert code == 1
-    assert err == (f"Error: port {port} for the llm service is already in use (llm_port, "
-                   "from flag --llm-port); stop what uses it, or choose another port with "
-                   "--llm-port\n")
+    assert err == f"Error: {checks['ports']['detail']}; {checks['ports']['fix']}\n"
+    assert err.startswith(f"Error: port {port} for the llm service is already in use "
+                          "(llm_port, from ")
     nothing_downloaded(home, out)
 
 
