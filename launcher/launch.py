@@ -78,16 +78,13 @@ LOOK_WITHIN = 5.0
 SECOND_LAUNCH_WAIT = 10.0
 
 
-def prepare_model(spec: str, paths: Paths, progress: Progress) -> LocalModel:
-    try:
-        return resolve_model(spec, paths.models_dir)
-    except ModelNotPulledError as missing:
-        require(model_download_disk(missing.entry, paths.models_dir), DiskSpaceError)
-        progress.note(f"First run: {missing.entry.name} is not in {paths.models_dir} yet; "
-                      "pulling it now.")
-        pull_model(missing.entry.name, paths.models_dir, say=progress.note,
-                   show_progress=progress.interactive)
-        return resolve_model(spec, paths.models_dir)
+def prepare_model(spec: str, paths: Paths, progress: Progress, stop: StopRequest) -> LocalModel:
+    """The model to switch to, pulled first if it is a catalogue model not here yet."""
+    model, download = locate_model(spec, paths)
+    if download is None:
+        return model
+    require(model_download_disk(download, paths.models_dir), DiskSpaceError)
+    return pull_awaited(download, spec, paths, progress, stop)
 
 
 def locate_model(spec: str, paths: Paths) -> tuple[LocalModel, CatalogueEntry | None]:
@@ -114,18 +111,14 @@ def pull_awaited(entry: CatalogueEntry, spec: str, paths: Paths, progress: Progr
     return resolve_model(spec, paths.models_dir)  # the header: what needs the bytes
 
 
-def check_model_fits(plan: StackPlan, settings: Settings, machine: MachineFacts,
-                     progress: Progress) -> None:
-    """Refuse a model that cannot fit the memory it will run in, before any image pull;
-    say how close it is when it fits only just."""
+def check_model_fits(plan: StackPlan, settings: Settings, machine: MachineFacts) -> None:
+    """Refuse a model that cannot fit the memory it will run in, from its header, before
+    any image pull (a warning that it fits only just came before its download already)."""
     shape = model_shape(plan.model)
     if shape is None:
         return
-    fit = require(model_fit(plan.model.name, shape, plan.model.format, settings,
-                            plan.runtime, machine.gpus, machine.ram or probe_ram()),
-                  NotEnoughMemoryError)
-    if fit.status is Status.WARN:
-        progress.note(f"Warning: {fit.detail}; {fit.fix}")
+    require(model_fit(plan.model.name, shape, plan.model.format, settings, plan.runtime,
+                      machine.gpus, machine.ram or probe_ram()), NotEnoughMemoryError)
 
 
 def make_runtime(name: str, settings: Settings, paths: Paths,
@@ -287,7 +280,7 @@ class Session:
         """Restart only the LLM service with another model; on failure, bring the old
         one back. The app's conversations live in its own store and are not touched."""
         old = self.plan
-        model = prepare_model(spec, self.paths, self.progress)
+        model = prepare_model(spec, self.paths, self.progress, self.stop)
         if model.path == old.model.path:
             return ModelSwitch(model=model.name, changed=False)
         new = dataclasses.replace(old, model=model,
@@ -401,7 +394,7 @@ def _launch(settings: Settings, paths: Paths, progress: Progress, stop: StopRequ
     try:
         session.save()
         if download is not None:  # the exact fit, now that the header is read
-            check_model_fits(plan, settings, machine, progress)
+            check_model_fits(plan, settings, machine)
         runtime.prepare(plan, progress)
         if stop():
             raise Interrupted("stopped before anything was started")
