@@ -19,6 +19,7 @@ from app.tokens import TokenCounter
 from app.trimming import fit_to_context
 from opea.client import ChatParams, OpeaClient
 from opea.errors import OpeaChatError
+from opea.sources import Source
 
 MAX_INPUT_CHARS = 20_000
 Clock = Callable[[], float]
@@ -59,6 +60,9 @@ class Setup:
     context_size: int
     count: TokenCounter
     use_cache: bool
+    # Ask the megaservice to answer from the documents (True), not to (False), or leave it
+    # to the megaservice (None: the chat profile, which has none).
+    use_documents: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,7 @@ class Request:
     left_out: int
     model: str | None
     cache_key: str | None
+    use_documents: bool | None = None
 
 
 def prepare(history: History, conversation: Conversation, setup: Setup) -> Request:
@@ -85,11 +90,12 @@ def prepare(history: History, conversation: Conversation, setup: Setup) -> Reque
     fitted = fit_to_context(conversation.system_prompt, context_of(stored[:-1]),
                             question.content, setup.context_size, params.max_tokens,
                             setup.count)
+    # An answer from the documents depends on what is in the index: never from the cache.
     key = cache_key(setup.model, fitted.messages, params) \
-        if setup.use_cache and cacheable(params) else None
+        if setup.use_cache and cacheable(params) and not setup.use_documents else None
     return Request(conversation_id=conversation.id, question=question,
                    messages=fitted.messages, params=params, left_out=fitted.left_out,
-                   model=setup.model, cache_key=key)
+                   model=setup.model, cache_key=key, use_documents=setup.use_documents)
 
 
 class AnswerStream:
@@ -110,6 +116,8 @@ class AnswerStream:
         self.started: float | None = None
         self.first_token_at: float | None = None
         self.ended_at: float | None = None
+        # Filled when the stream ends with the answer's sources (the rag profile).
+        self.sources: list[Source] = []
 
     def updates(self, every: float = 0.05) -> Generator[str, None, None]:
         """The text so far, at most once per ``every`` seconds, and once at the end.
@@ -187,7 +195,12 @@ def start_answer(client: OpeaClient, history: History, request: Request,
         if hit is not None:
             return AnswerStream(iter([hit.answer]), clock, cached=True,
                                 cached_tokens=hit.completion_tokens)
-    return AnswerStream(client.chat_stream(request.messages, request.params), clock)
+    sources: list[Source] = []
+    stream = AnswerStream(client.chat_stream(request.messages, request.params,
+                                             use_documents=request.use_documents,
+                                             on_sources=sources.extend), clock)
+    stream.sources = sources
+    return stream
 
 
 def finish_answer(history: History, request: Request, stream: AnswerStream) -> Message:
@@ -200,7 +213,7 @@ def finish_answer(history: History, request: Request, stream: AnswerStream) -> M
         completion_tokens=stream.completion_tokens,
         first_token_seconds=stream.first_token_seconds,
         tokens_per_second=stream.tokens_per_second, left_out=request.left_out,
-        cached=stream.cached))
+        cached=stream.cached, sources=tuple(stream.sources)))
     if status is AnswerStatus.COMPLETE and request.cache_key and not stream.cached and stream.text:
         history.cache_answer(request.cache_key, stream.text, stream.completion_tokens)
     return message

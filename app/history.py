@@ -26,6 +26,7 @@ from typing import Any
 
 from app.errors import HistoryCorruptError, HistoryError, HistoryLockedError, HistoryTooNewError
 from opea.client import ChatParams
+from opea.sources import Source, from_json
 
 FILE_NAME = "history.sqlite3"
 DEFAULT_TITLE = "New conversation"
@@ -80,6 +81,12 @@ MIGRATIONS: tuple[str, ...] = (
         created_at REAL NOT NULL
     );
     """,
+    # 3: the sources (document passages) of RAG answers, as JSON; and the per-conversation
+    # "Answer from my documents" switch (NULL: the default of the running profile).
+    """
+    ALTER TABLE messages ADD COLUMN sources TEXT;
+    ALTER TABLE conversations ADD COLUMN use_documents INTEGER
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -93,6 +100,8 @@ class Conversation:
     created_at: float
     updated_at: float
     message_count: int = 0
+    # "Answer from my documents": None until the user flips it (the profile's default).
+    use_documents: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -122,6 +131,8 @@ class AnswerMeta:
     tokens_per_second: float | None = None
     left_out: int = 0
     cached: bool = False
+    # The document passages a RAG answer was given, best first.
+    sources: tuple[Source, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -154,13 +165,26 @@ def params_from_json(text: str | None) -> ChatParams | None:
     return ChatParams(**known)
 
 
+def sources_to_json(sources: tuple[Source, ...]) -> str | None:
+    return json.dumps([s.to_json() for s in sources], ensure_ascii=False) if sources else None
+
+
+def sources_from_json(text: str | None) -> tuple[Source, ...]:
+    if not text:
+        return ()
+    items = json.loads(text)
+    return tuple(from_json(item) for item in items if isinstance(item, dict))
+
+
 def _conversation(row: sqlite3.Row) -> Conversation:
+    use_documents = row["use_documents"]
     return Conversation(id=row["id"], title=row["title"], system_prompt=row["system_prompt"],
                         params=params_from_json(row["params"]) or ChatParams(),
                         created_at=row["created_at"], updated_at=row["updated_at"],
                         # Only listings count messages (a Row's "in" tests values, not names).
                         message_count=row["message_count"] if "message_count" in row.keys()  # noqa: SIM118
-                        else 0)
+                        else 0,
+                        use_documents=None if use_documents is None else bool(use_documents))
 
 
 def _message(row: sqlite3.Row) -> Message:
@@ -172,7 +196,7 @@ def _message(row: sqlite3.Row) -> Message:
         completion_tokens=row["completion_tokens"],
         first_token_seconds=row["first_token_seconds"],
         tokens_per_second=row["tokens_per_second"], left_out=row["left_out"],
-        cached=bool(row["cached"]),
+        cached=bool(row["cached"]), sources=sources_from_json(row["sources"]),
     )
 
 
@@ -353,6 +377,12 @@ class History:
                 "UPDATE conversations SET system_prompt = ?, params = ? WHERE id = ?",
                 (system_prompt, params_to_json(params), conversation_id))
 
+    def set_use_documents(self, conversation_id: int, value: bool) -> None:
+        """The conversation's "Answer from my documents" switch."""
+        with self._transaction() as connection:
+            connection.execute("UPDATE conversations SET use_documents = ? WHERE id = ?",
+                               (int(value), conversation_id))
+
     def delete(self, conversation_id: int) -> None:
         """Delete a conversation; ``undo_delete`` brings it back for a day."""
         with self._transaction() as connection:
@@ -403,12 +433,13 @@ class History:
             cursor = connection.execute(
                 "INSERT INTO messages (conversation_id, role, content, created_at, model, "
                 "params, status, error, completion_tokens, first_token_seconds, "
-                "tokens_per_second, left_out, cached) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "tokens_per_second, left_out, cached, sources) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (conversation_id, role, text, now, meta.model,
                  params_to_json(meta.params) if meta.params else None, meta.status,
                  meta.error, meta.completion_tokens, meta.first_token_seconds,
-                 meta.tokens_per_second, meta.left_out, meta.cached))
+                 meta.tokens_per_second, meta.left_out, meta.cached,
+                 sources_to_json(meta.sources)))
             connection.execute("UPDATE conversations SET updated_at = ? WHERE id = ?",
                                (now, conversation_id))
             if retitle:
@@ -454,12 +485,12 @@ class History:
             connection.executemany(
                 "INSERT INTO messages (conversation_id, role, content, created_at, model, "
                 "params, status, error, completion_tokens, first_token_seconds, "
-                "tokens_per_second, left_out, cached) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "tokens_per_second, left_out, cached, sources) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [(new_id, m.role, m.content, m.created_at, m.model,
                   params_to_json(m.params) if m.params else None, m.status, m.error,
                   m.completion_tokens, m.first_token_seconds, m.tokens_per_second, m.left_out,
-                  m.cached) for m in messages])
+                  m.cached, sources_to_json(m.sources)) for m in messages])
             row = connection.execute("SELECT * FROM conversations WHERE id = ?",
                                      (new_id,)).fetchone()
             return _conversation(row)

@@ -6,13 +6,14 @@ modules (``app.*``); long-lived objects come from ``st.cache_resource``.
 
 from __future__ import annotations
 
+import os
 import time
 from itertools import chain
 from pathlib import Path
 
 import streamlit as st
 
-from app import chat, page_state, session_actions
+from app import chat, documents_panel, page_state, session_actions, sources
 from app.cache import SETTING as CACHE_SETTING
 from app.errors import ContextOverflowError, HistoryError
 from app.export import MAX_IMPORT_BYTES, parse_json, to_json, to_markdown
@@ -24,6 +25,7 @@ from app.stack_status import LiveStatus, StackInfo, live_status, stack_info
 from app.tokens import TokenCounter, estimate_tokens, gguf_counter
 from launcher import __version__
 from launcher.paths import resolve_paths
+from launcher.remote import app_client_options
 from opea.client import OpeaClient
 from opea.errors import OpeaChatError
 
@@ -35,7 +37,8 @@ STOPPED = "stopped"
 
 @st.cache_resource
 def client(url: str) -> OpeaClient:
-    return OpeaClient(url)
+    # The remote runtime passes the endpoint's CA bundle and token in the environment.
+    return OpeaClient(url, **app_client_options(os.environ))
 
 
 @st.cache_resource(show_spinner=False)
@@ -114,6 +117,7 @@ def sidebar(history: History, info: StackInfo, conversation: Conversation,
             st.info(f"Deleted “{safe_markdown(state[UNDO])}”.")
             st.button("Undo delete", key="undo", icon=":material/undo:",
                       on_click=page_state.undo_delete, args=(history, state))
+        documents_panel.panel(info)
         with st.expander("Model", icon=":material/memory:"):
             model_panel(info, last_speed)
         with st.expander("Settings", icon=":material/settings:"):
@@ -297,6 +301,7 @@ def show_message(history: History, conversation: Conversation, message: Message,
             return
         if message.content:
             st.markdown(safe_markdown(message.content))
+        sources.show(message.sources)
         if message.status is AnswerStatus.STOPPED:
             st.caption(":material/stop_circle: Stopped: the answer above is partial.")
         if message.status is AnswerStatus.FAILED:
@@ -322,7 +327,8 @@ def answer(history: History, conversation: Conversation, info: StackInfo) -> Non
     """Stream the answer to the conversation's last question, then show the stored one."""
     setup = chat.Setup(model=info.model_name, context_size=info.context_size,
                        count=token_counter(info.model_path),
-                       use_cache=bool(history.setting(CACHE_SETTING, True)))
+                       use_cache=bool(history.setting(CACHE_SETTING, True)),
+                       use_documents=documents_panel.use_documents(conversation, info))
     with st.chat_message("assistant"):
         try:
             request = chat.prepare(history, conversation, setup)
@@ -372,6 +378,7 @@ def page() -> None:
     speeds = [m.tokens_per_second for m in messages if m.tokens_per_second]
     sidebar(history, info, conversation, speeds[-1] if speeds else None)
     conversation_header(history, conversation, messages)
+    documents_panel.switch(history, conversation, info)
     settings_panel(history, conversation, info)
     for index, message in enumerate(messages):
         show_message(history, conversation, message, is_last=index == len(messages) - 1)

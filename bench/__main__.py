@@ -33,6 +33,7 @@ from launcher.records import ProcessRecord
 from launcher.session_file import read_session
 from models.pull import pull_model
 from tests.docker_images import PYTHON as TEST_BASE_IMAGE
+from tests.docker_images import STAND_INS
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results.json"
@@ -161,6 +162,9 @@ def main() -> int:
     results: dict[str, Any] = {"machine": machine(), "model": model.name}
     results["local"] = launch_section(model, "local", args.runs)
     if not args.no_docker and shutil.which("docker-compose"):
+        # The test images (scripts/bench.sh builds them) under their own names: the docker
+        # runtime and the exported compose file are pointed at them by the images setting.
+        os.environ.update(STAND_INS)
         results["docker"] = launch_section(model, "docker", args.runs,
                                            ("--gpus", "none", "--pull", "never"))
         results["compose"] = compose_section(model, args.runs)

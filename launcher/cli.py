@@ -65,7 +65,22 @@ def cmd_logs(args: argparse.Namespace) -> int:
 def cmd_chat(args: argparse.Namespace) -> int:
     from launcher.terminal_chat import chat
 
-    return chat(resolve_paths(), args.question, args.stats, args.max_tokens)
+    return chat(resolve_paths(), args.question, args.stats, args.max_tokens,
+                use_documents=False if args.no_documents else None)
+
+
+def cmd_docs(args: argparse.Namespace) -> int:
+    from launcher import documents
+    from launcher.errors import ConfigError
+
+    paths = resolve_paths()
+    if args.docs_command == "add":
+        return documents.add(paths, [Path(p) for p in args.paths])
+    if args.docs_command == "list":
+        return documents.show(paths, args.json)
+    if bool(args.name) == bool(args.all):
+        raise ConfigError("say which document to remove", hint="give a NAME or --all")
+    return documents.remove(paths, args.name, args.all)
 
 
 def cmd_shortcut(args: argparse.Namespace) -> int:
@@ -102,6 +117,21 @@ def cmd_export_compose(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export_kubernetes(args: argparse.Namespace) -> int:
+    from launcher.kubernetes import write_manifests
+
+    paths = resolve_paths()
+    settings = load_settings(paths, flags=_launch_flags(args))
+    text, written = write_manifests(settings, paths, args.output, args.expose)
+    if text is not None:
+        sys.stdout.write(text)
+    else:
+        where = args.output if len(written) > 1 else str(written[0])
+        print(f"Wrote {', '.join(str(path) for path in written)}; check them with "
+              f"`kubectl apply --dry-run=server -f {where}`")
+    return 0
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     import time
 
@@ -111,7 +141,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     from launcher.doctor import exit_code, render_json, render_text, run_doctor
 
     started = time.monotonic()
-    checks = run_doctor(resolve_paths(), {"runtime": args.runtime, "model": args.model},
+    checks = run_doctor(resolve_paths(), {"runtime": args.runtime, "model": args.model,
+                                          "endpoint": args.endpoint},
                         gpu_smoke=args.gpu_smoke, process_started=psutil.Process().create_time())
     if args.json:
         print(render_json(checks))
@@ -144,6 +175,33 @@ def _memory_need(shape: ModelShape, model_format: ModelFormat) -> dict[str, Any]
     return {"memory_bytes": need, "problem": None, "summary": f"needs ~{human_size(need)}"}
 
 
+def _embedding_rows(models_dir: Path) -> list[dict[str, Any]]:
+    """Embedding models (rag): those in the models folder, then the catalogue's others."""
+    from models.embedding import (
+        EMBEDDING_CATALOGUE,
+        FORMAT,
+        check_embedding_folder,
+        list_embedding_models,
+    )
+
+    rows: list[dict[str, Any]] = []
+    for model in list_embedding_models(models_dir):
+        row = {"name": model.name, "path": str(model.path), "format": FORMAT,
+               "size_bytes": model.size_bytes, "pulled": True, "memory_bytes": None,
+               "problem": None, "summary": "embedding (rag)"}
+        try:
+            check_embedding_folder(model.path)
+        except OpeaChatError as error:
+            row.update(problem=error.one_line(), summary=f"broken: {error.message}")
+        rows.append(row)
+    pulled = {row["name"] for row in rows}
+    rows += [{"name": entry.name, "path": None, "format": FORMAT,
+              "size_bytes": entry.size_bytes, "pulled": False, "memory_bytes": None,
+              "problem": None, "summary": "embedding (rag)", "licence": entry.licence}
+             for entry in EMBEDDING_CATALOGUE.values() if entry.name not in pulled]
+    return rows
+
+
 def cmd_models_list(args: argparse.Namespace) -> int:
     from models.catalogue import CATALOGUE
     from models.store import list_models
@@ -158,6 +216,7 @@ def cmd_models_list(args: argparse.Namespace) -> int:
         rows.append({"name": entry.name, "path": None, "format": entry.format,
                      "size_bytes": entry.size_bytes, "pulled": False,
                      **_memory_need(entry.shape, entry.format), "licence": entry.licence})
+    rows += _embedding_rows(paths.models_dir)
     if args.json:
         print(json.dumps([{k: v for k, v in row.items() if k != "summary"} for row in rows],
                          indent=2))
@@ -170,9 +229,13 @@ def cmd_models_list(args: argparse.Namespace) -> int:
 
 
 def cmd_models_pull(args: argparse.Namespace) -> int:
+    from models.embedding import EMBEDDING_CATALOGUE, pull_embedding_model
     from models.pull import pull_model
 
     paths = resolve_paths()
+    if args.name.lower() in EMBEDDING_CATALOGUE:
+        pull_embedding_model(args.name, paths.models_dir, show_progress=sys.stdout.isatty())
+        return 0
     pull_model(args.name, paths.models_dir, show_progress=sys.stdout.isatty(), link=args.link)
     return 0
 
@@ -181,9 +244,15 @@ def cmd_models_rm(args: argparse.Namespace) -> int:
     from launcher.session_file import read_session
     from launcher.sizes import human_size
     from launcher.stop import running_launcher
+    from models.embedding import remove_embedding_model
     from models.store import remove_model
 
     paths = resolve_paths()
+    embedding = remove_embedding_model(args.name, paths.models_dir)
+    if embedding is not None:
+        print(f"Removed {embedding.name} ({embedding.path}, "
+              f"{human_size(embedding.size_bytes)})")
+        return 0
     record = read_session(paths.session_file)
     in_use = None
     if running_launcher(record) is not None and record is not None:
@@ -237,7 +306,29 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--stats", action="store_true",
                       help="print time to first token and tokens per second")
     chat.add_argument("--max-tokens", type=int, default=512, metavar="N")
+    chat.add_argument("--no-documents", action="store_true",
+                      help="rag profile: answer from the model alone, not your documents")
     chat.set_defaults(func=cmd_chat)
+
+    docs = commands.add_parser(
+        "docs", help="the documents the rag profile answers from",
+        description="Add, list and remove the documents of the running session "
+                    "(`opea-chat launch --profile rag`).")
+    docs_commands = docs.add_subparsers(dest="docs_command", metavar="ACTION", required=True)
+    docs_add = docs_commands.add_parser(
+        "add", help="add files, or the documents in folders",
+        description="Parse, split, embed and index each file (PDF, DOCX, HTML, Markdown, "
+                    "text); a folder adds the supported files under it. A file already "
+                    "added under the same name is replaced.")
+    docs_add.add_argument("paths", nargs="+", metavar="PATH")
+    docs_add.set_defaults(func=cmd_docs)
+    docs_list = docs_commands.add_parser("list", help="the documents in the index")
+    docs_list.add_argument("--json", action="store_true", help="print JSON")
+    docs_list.set_defaults(func=cmd_docs)
+    docs_rm = docs_commands.add_parser("rm", help="remove a document, or all of them")
+    docs_rm.add_argument("name", nargs="?", metavar="NAME", help="as `docs list` shows it")
+    docs_rm.add_argument("--all", action="store_true", help="remove every document")
+    docs_rm.set_defaults(func=cmd_docs)
 
     shortcut = commands.add_parser("shortcut", help="a desktop shortcut that launches opea-chat")
     shortcut.add_argument("action", choices=("install", "remove"))
@@ -261,6 +352,21 @@ def build_parser() -> argparse.ArgumentParser:
     add_stack_options(compose)
     compose.add_argument("-o", "--output", metavar="FILE", help="write here (default stdout)")
     compose.set_defaults(func=cmd_export_compose)
+    kubernetes = export_formats.add_parser(
+        "kubernetes", help="Kubernetes manifests of the same stack (without the app)",
+        description="Write the stack's services as Kubernetes manifests: a Deployment and a "
+                    "Service each, models on a PersistentVolumeClaim. The app stays on the "
+                    "desktop: `launch --runtime remote`. Uses the same settings and flags as "
+                    "launch.")
+    add_stack_options(kubernetes)
+    kubernetes.add_argument("-o", "--output", metavar="DIR|FILE",
+                            help="write one file per service into a folder (one that exists, "
+                                 "or a path ending in /), or all into one file "
+                                 "(default stdout)")
+    kubernetes.add_argument("--expose", choices=("ingress", "loadbalancer"),
+                            help="make the megaservice reachable from outside the cluster "
+                                 "(default: nothing is)")
+    kubernetes.set_defaults(func=cmd_export_kubernetes)
 
     doctor = commands.add_parser(
         "doctor", help="check this machine: GPU, Docker, images, disk, RAM, ports, models",
@@ -270,6 +376,8 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.add_argument("--runtime", choices=[runtime.value for runtime in RuntimeName],
                         help="check for this runtime (default: the runtime setting)")
     doctor.add_argument("--model", metavar="NAME|PATH", help="check this model")
+    doctor.add_argument("--endpoint", metavar="URL",
+                        help="remote: check this megaservice (default: the endpoint setting)")
     doctor.add_argument("--gpu-smoke", action="store_true",
                         help="also run nvidia-smi in a GPU container (takes seconds)")
     doctor.set_defaults(func=cmd_doctor)

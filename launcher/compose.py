@@ -33,7 +33,9 @@ HEALTH_INTERVAL = "5s"
 TEI_TAG_VARIABLE = "TEI_GPU_TAG"
 
 
-def _model(settings: Settings, paths: Paths) -> LocalModel:
+def export_model(settings: Settings, paths: Paths) -> LocalModel:
+    """The model an export serves: pulled, or a catalogue model the server will find once
+    copied to its models folder."""
     try:
         return resolve_model(settings.model, paths.models_dir)
     except ModelNotPulledError as missing:  # the file name is known; the server pulls it
@@ -110,7 +112,7 @@ def _tei_tag_variable(container: ContainerPlan, plan: StackPlan, settings: Setti
 
 
 def compose_document(settings: Settings, paths: Paths) -> tuple[dict[str, Any], list[str]]:
-    model = _model(settings, paths)
+    model = export_model(settings, paths)
     plan = plan_stack(settings, model, is_free=lambda port: True, pick_free=lambda: 0,
                       runtime="docker")
     containers, notes = container_plans(plan, settings, session="compose", home="compose",

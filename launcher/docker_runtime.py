@@ -72,3 +72,9 @@ class DockerRuntime(Runners):
         if llm is None or llm.gpu_count is None or not self.gpus.gpus:
             return "CPU (the LLM container has no GPU)"
         return "GPU: " + describe_gpus(self.gpus)
+
+    def elsewhere(self) -> dict[str, str]:
+        return {}  # every service of the stack runs here
+
+    def elsewhere_healthy(self, service: str) -> bool:
+        raise KeyError(service)

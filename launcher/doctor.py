@@ -31,6 +31,7 @@ from launcher.machine import Look, Probe, describe_failure
 from launcher.paths import Paths
 from launcher.preflight import (
     Ram,
+    awaited_model,
     images_disk_check,
     llm_memory_target,
     model_download_disk,
@@ -173,8 +174,7 @@ def chosen_model(settings: Settings, paths: Paths) -> ChosenModel:
         model = resolve_model(spec, paths.models_dir)
     except ModelNotPulledError as missing:
         entry = missing.entry
-        placeholder = LocalModel(entry.name, paths.models_dir / entry.file_name,
-                                 entry.size_bytes, entry.format)
+        placeholder = awaited_model(entry, paths.models_dir)
         return ChosenModel(placeholder, [
             warned(f"model {entry.name}",
                    f"not pulled yet: launch will first download {human_size(entry.size_bytes)} "
@@ -357,6 +357,48 @@ def hf_token_check(environ: Mapping[str, str]) -> Check:
                               "models only")
 
 
+def embedding_checks(settings: Settings, models_dir: Path, runtime: str) -> list[Check]:
+    """The embedding models in the models folder (whole or not), and, for the local rag
+    profile, the one launch would serve."""
+    from models.embedding import (
+        EMBEDDING_CATALOGUE,
+        check_embedding_folder,
+        list_embedding_models,
+        local_embedding_model,
+        resolve_embedding_model,
+    )
+
+    found = []
+    wanted = None
+    if settings.profile == "rag" and runtime == "local":
+        wanted = local_embedding_model(settings.embedding_model,
+                                       settings.is_default("embedding_model"))
+    present = list_embedding_models(models_dir)
+    for model in present:
+        name = f"embedding {model.name}"
+        try:
+            check_embedding_folder(model.path)
+        except OpeaChatError as error:
+            found.append(failed(name, error.message, error.hint or ""))
+            continue
+        use = "; the rag profile's embedding service serves it" if \
+            wanted is not None and model.name == wanted.lower() else ""
+        found.append(passed(name, f"ONNX sentence-embedding model, "
+                                  f"{human_size(model.size_bytes)}{use}"))
+    if wanted is not None and not any(m.name == wanted.lower() for m in present):
+        name = f"embedding {wanted}"
+        if wanted.lower() in EMBEDDING_CATALOGUE:
+            found.append(warned(name, f"not in {models_dir} yet; the rag profile needs it",
+                                f"run `opea-chat models pull {wanted.lower()}`"))
+        else:
+            try:
+                path = resolve_embedding_model(wanted, models_dir)
+                found.append(passed(name, f"ONNX sentence-embedding model at {path}"))
+            except OpeaChatError as error:
+                found.append(failed(name, error.message, error.hint or ""))
+    return found
+
+
 def unfinished_check(models_dir: Path) -> Check | None:
     leftovers = unfinished_pulls(models_dir)
     if not leftovers:
@@ -403,6 +445,11 @@ def run_doctor(paths: Paths, flags: Mapping[str, Any], gpu_smoke: bool = False,
     look = Look(deadline, docker=True)
     settings, settings_problem = _settings(paths, flags)
     found_checks: list[Check] = [settings_problem] if settings_problem else []
+    if settings.runtime == "remote":
+        # Only the app runs here: the endpoint is what launch depends on.
+        from launcher.remote import endpoint_checks
+
+        return found_checks + endpoint_checks(settings, os.environ)
     # Loading llama.cpp overlaps with the machine's probes.
     offload_probe = Probe("llama.cpp", llama_cpp_offloads)
     facts = look.facts()
@@ -446,6 +493,10 @@ def run_doctor(paths: Paths, flags: Mapping[str, Any], gpu_smoke: bool = False,
 
     found_checks += _bounded("the models folder", others, deadline, lambda why: [
         warned("models", f"cannot read {paths.models_dir}: {why}", "check the folder")])
+    found_checks += _bounded(
+        "the embedding models", lambda: embedding_checks(settings, paths.models_dir, runtime),
+        deadline, lambda why: [warned("embedding models", f"cannot read {paths.models_dir}: "
+                                                          f"{why}", "check the folder")])
     unfinished = unfinished_check(paths.models_dir)
     if unfinished is not None:
         found_checks.append(unfinished)

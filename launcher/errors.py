@@ -51,6 +51,10 @@ class CleanupError(OpeaChatError):
     """Something opea-chat started could not be removed at the end."""
 
 
+class RemoteEndpointError(OpeaChatError):
+    """The remote runtime's megaservice cannot be reached, trusted or used."""
+
+
 class ControlError(OpeaChatError):
     """The running launcher did not answer, or refused, a control request."""
 

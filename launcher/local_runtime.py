@@ -27,6 +27,23 @@ from launcher.process_runner import local_values as local_values
 from launcher.process_runner import service_command as service_command
 from launcher.progress import Progress
 from launcher.runner import Runners
+from opea.stack import Role
+
+
+def ensure_embedding_model(folder: Path, progress: Progress) -> None:
+    """Pull a catalogue embedding model that is not there yet; check one that is."""
+    from models.embedding import (
+        EMBEDDING_CATALOGUE,
+        check_embedding_folder,
+        pull_embedding_model,
+    )
+
+    if not folder.exists() and folder.name in EMBEDDING_CATALOGUE:
+        progress.note(f"First rag launch: the embedding model {folder.name} is not in "
+                      f"{folder.parent} yet; pulling it now.")
+        pull_embedding_model(folder.name, folder.parent, say=progress.note,
+                             show_progress=progress.interactive)
+    check_embedding_folder(folder)
 
 
 def cpu_name(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
@@ -75,8 +92,11 @@ class LocalRuntime(Runners):
         return self.placement.gpu_layers
 
     def prepare(self, plan: StackPlan, progress: Progress) -> None:
-        """Nothing to fetch: the packages are installed, the model is on disk. Decide where
-        the model runs: on the GPU if llama.cpp can offload and the model fits its VRAM."""
+        """The packages are installed and the LLM is on disk (the rag profile's embedding
+        model is pulled here on its first launch, like the LLM on the first chat launch).
+        Decide where the model runs: on the GPU if llama.cpp can offload and it fits."""
+        if any(service.spec.role is Role.EMBEDDING for service in plan.services):
+            ensure_embedding_model(Path(plan.values["embedding_model_dir"]), progress)
         if self.gpus.usable:
             need = model_need(plan.model, int(plan.values["context_size"]))
             self._placement = place_model(self.gpus, self._offloads, plan.model.name, need)
@@ -85,3 +105,9 @@ class LocalRuntime(Runners):
 
     def device(self) -> str:
         return describe_device(self.placement, self.gpus, cpu_name())
+
+    def elsewhere(self) -> dict[str, str]:
+        return {}  # every service of the stack runs here
+
+    def elsewhere_healthy(self, service: str) -> bool:
+        raise KeyError(service)

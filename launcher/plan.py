@@ -11,15 +11,29 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from pathlib import Path
 
 from launcher import __version__
 from launcher.errors import ConfigError, PortInUseError
+from launcher.paths import resolve_paths
 from launcher.ports import HOST
 from launcher.settings import Settings
+from models.embedding import local_embedding_model
 from models.errors import ModelError
 from models.formats import ModelFormat
 from models.store import LocalModel
-from opea.stack import LLAMA_CPP_PYTHON, LLAMA_CPP_SERVER, PROFILES, TGI, Role, ServiceSpec
+from opea.stack import (
+    LLAMA_CPP_PYTHON,
+    LLAMA_CPP_SERVER,
+    PROFILES,
+    REMOTE_APP,
+    TGI,
+    Role,
+    ServiceSpec,
+)
+
+# The local rag profile's index folder (in the data folder), as rag/README.md names it.
+RAG_FOLDER = "rag"
 
 
 class Placement(StrEnum):
@@ -83,15 +97,18 @@ def llm_spec(runtime: str, model: LocalModel) -> ServiceSpec:
 
 
 def profile_services(profile: str, runtime: str, model: LocalModel) -> tuple[ServiceSpec, ...]:
-    if profile != "chat" and runtime == "local":
+    if runtime == "remote":  # the profile's services are the endpoint's business
+        return (REMOTE_APP,)
+    services = PROFILES[profile].services_on(runtime)
+    if services is None:
         raise ConfigError(f"the {profile} profile runs OPEA's containers",
                           hint="use --runtime docker, or --profile chat")
-    services = PROFILES[profile].services
-    after = PROFILES[profile].llm_after
     llm = llm_spec(runtime, model)
+    # The LLM waits for these (those the runtime runs) and starts right after the last.
+    after = [name for name in PROFILES[profile].llm_after
+             if any(spec.name == name for spec in services)]
     if not after:
         return (llm, *services)
-    # The LLM waits for these and starts right after the last of them.
     position = max(i for i, spec in enumerate(services) if spec.name in after) + 1
     llm = replace(llm, waits_for=(*llm.waits_for, *after))
     return (*services[:position], llm, *services[position:])
@@ -100,15 +117,29 @@ def profile_services(profile: str, runtime: str, model: LocalModel) -> tuple[Ser
 def placement_of(spec: ServiceSpec, runtime: str) -> Placement:
     """Where a service runs on a runtime; decided here only. The docker runtime runs every
     service that has an image in a container except the app, which runs as a process
-    beside the launcher on both runtimes: it is the user's window onto the stack, not part
-    of the GPU stack."""
-    if runtime == "local" or spec.container is None or spec.role is Role.UI:
+    beside the launcher on every runtime: it is the user's window onto the stack, not part
+    of the GPU stack. The local and remote runtimes run processes only."""
+    if runtime != "docker" or spec.container is None or spec.role is Role.UI:
         return Placement.PROCESS
     return Placement.CONTAINER
 
 
+def embedding_folder(settings: Settings, models_dir: Path) -> Path:
+    """The local rag profile's embedding model folder: a name in the models folder, or a
+    path (``--embedding-model``); the setting's default means the local default model."""
+    name = local_embedding_model(settings.embedding_model,
+                                 settings.is_default("embedding_model"))
+    if "/" in name or name.startswith((".", "~")):
+        return Path(name).expanduser()
+    return models_dir / name.lower()
+
+
 def template_values(settings: Settings, model: LocalModel) -> dict[str, str]:
+    # The folders of this home: the same resolution as the launcher's own (OPEA_CHAT_HOME).
+    paths = resolve_paths()
     return {
+        "embedding_model_dir": str(embedding_folder(settings, paths.models_dir)),
+        "rag_dir": str(paths.data_dir / RAG_FOLDER),
         "model_name": model.name,
         "model_path": str(model.path),
         "model_file": model.path.name,
@@ -177,5 +208,6 @@ def plan_stack(
                    else spec.default_timeout)
         planned.append(PlannedService(spec=spec, port=port, start_timeout=timeout,
                                       placement=placement_of(spec, runtime)))
+    notes += PROFILES[settings.profile].notes_on(runtime)
     return StackPlan(profile=settings.profile, runtime=runtime, services=tuple(planned),
                      model=model, values=template_values(settings, model), notes=tuple(notes))

@@ -48,6 +48,8 @@ def child_environment(base: dict[str, str] | None = None) -> dict[str, str]:
     # Only `models pull` needs the user's Hugging Face token; no service gets it, so no
     # service can log it.
     env.pop("HF_TOKEN", None)
+    # Nor the remote endpoint's token: the remote runtime hands it to the app alone.
+    env.pop("OPEA_CHAT_ENDPOINT_TOKEN", None)
     env["PYTHONUNBUFFERED"] = "1"
     return env
 
@@ -69,19 +71,28 @@ def service_command(service: PlannedService, plan: StackPlan, gpu_layers: int = 
     return render(service.spec.local_command, local_values(service, plan, gpu_layers))
 
 
+def stack_app_environment(plan: StackPlan) -> dict[str, str]:
+    """The app's way to the megaservice when the stack runs it."""
+    return {MEGASERVICE_URL_VARIABLE: plan.service("megaservice").url}
+
+
 class ProcessRunner:
     """``gpu_layers`` is asked only when the LLM server starts here: the other services
-    need not load llama.cpp or probe the GPUs to start."""
+    need not load llama.cpp or probe the GPUs to start. ``app_environment`` is what the
+    app gets in its environment to reach the megaservice (the remote runtime's endpoint
+    is not in the plan)."""
 
-    def __init__(self, log_dir: Path, gpu_layers: Callable[[], int] = lambda: 0):
+    def __init__(self, log_dir: Path, gpu_layers: Callable[[], int] = lambda: 0,
+                 app_environment: Callable[[StackPlan], dict[str, str]] = stack_app_environment):
         self.log_dir = log_dir
         self._gpu_layers = gpu_layers
+        self._app_environment = app_environment
         self._children: dict[str, ChildProcess] = {}
 
     def start(self, service: PlannedService, plan: StackPlan) -> None:
         env = child_environment()
         if service.spec.role is Role.UI:
-            env[MEGASERVICE_URL_VARIABLE] = plan.service("megaservice").url
+            env.update(self._app_environment(plan))
         layers = self._gpu_layers() if service.spec.role is Role.LLM else 0
         self._children[service.name] = start_child(
             service.name, service_command(service, plan, layers),

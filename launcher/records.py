@@ -236,9 +236,13 @@ class ServiceHealth:
     pid: int | None = None
     container: str | None = None
     id: str | None = None  # the container's id
+    # Used by the stack but run elsewhere (the remote runtime's endpoint).
+    elsewhere: bool = False
 
     def to_json(self) -> dict[str, Any]:
         found: dict[str, Any] = {"name": self.name, "url": self.url, "healthy": self.healthy}
+        if self.elsewhere:
+            found["elsewhere"] = True
         if self.pid is not None:
             found["pid"] = self.pid
         if self.container is not None:
@@ -256,6 +260,7 @@ class ServiceHealth:
                    healthy=_get(entry, "healthy", bool, "a service"),
                    pid=pid if isinstance(pid, int) else None,
                    container=container if isinstance(container, str) else None,
+                   elsewhere=entry.get("elsewhere") is True,
                    id=found_id if isinstance(found_id, str) else None)
 
 
@@ -276,6 +281,8 @@ class StatusReport:
     urls: Mapping[str, str] = field(default_factory=dict)
     services: tuple[ServiceHealth, ...] = ()
     left_behind: tuple[str, ...] = ()
+    # What the profile says of itself on this runtime (the rag profile: reranking off).
+    notes: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         if not self.running:
@@ -294,6 +301,7 @@ class StatusReport:
             "uptime_s": self.uptime_s,
             "device": self.device,
             "urls": dict(self.urls),
+            "notes": list(self.notes),
             "services": [service.to_json() for service in self.services],
         }
 
@@ -316,6 +324,7 @@ class StatusReport:
             device=_get(report, "device", str, "the status"),
             urls=_urls(report.get("urls")),
             services=tuple(ServiceHealth.from_json(s) for s in report.get("services") or []),
+            notes=tuple(str(note) for note in report.get("notes") or []),
         )
 
 

@@ -36,6 +36,13 @@ class Runtime(Protocol):
     def records(self) -> list[ServiceRecord]:
         """What was started, for the session file (PIDs or container ids)."""
 
+    def elsewhere(self) -> dict[str, str]:
+        """Services the stack uses that this runtime does not run (the remote runtime's
+        endpoint), by name: their URLs."""
+
+    def elsewhere_healthy(self, service: str) -> bool:
+        """Whether one of those answers its health check now."""
+
     def stop_service(self, service: str) -> None:
         """Stop and forget one service (to start it again with another model, say)."""
 

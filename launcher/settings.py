@@ -49,6 +49,7 @@ class RuntimeName(StrEnum):
     AUTO = "auto"
     LOCAL = "local"
     DOCKER = "docker"
+    REMOTE = "remote"  # only the app here, pointed at a megaservice elsewhere (endpoint)
 
 
 class PullPolicy(StrEnum):
@@ -159,9 +160,23 @@ class Settings:
     tag: str = setting(OPEA_RELEASE, "docker: tag of the `opea/*` images, like OPEA's `TAG` "
                        "(default: the release of the pinned opea-comps)")
     embedding_model: str = setting(
-        "bge-base-en-v1.5", "rag: the embedding model's folder inside the models folder")
+        "bge-base-en-v1.5", "rag: the embedding model (docker: a TEI model folder in the "
+        "models folder; local: all-minilm-l6-v2, used when this is left at its default)",
+        flag=Flag.STACK, metavar="NAME|PATH")
     reranker_model: str = setting(
         "bge-reranker-base", "rag: the reranker model's folder inside the models folder")
+    # The remote runtime's bearer token is not a setting: launcher.remote reads it from
+    # OPEA_CHAT_ENDPOINT_TOKEN or endpoint_token_file, so no settings listing can show it.
+    endpoint: str = setting(
+        "", "remote: the base URL of the ChatQnA megaservice to use (e.g. "
+        "https://chat.example.com, or http://127.0.0.1:8888 through a kubectl port-forward)",
+        flag=Flag.LAUNCH, metavar="URL")
+    ca_bundle: str = setting(
+        "", "remote: a PEM file of the CAs that sign the endpoint's certificate (default: the "
+        "system's trust store; certificates are always verified)")
+    endpoint_token_file: str = setting(
+        "", "remote: a file holding the endpoint's bearer token (or set "
+        "OPEA_CHAT_ENDPOINT_TOKEN)")
     images: Mapping[str, str] = field(default_factory=dict)
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 

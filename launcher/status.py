@@ -58,10 +58,12 @@ def render_status(status: StatusReport) -> str:
         f"  model     {model.name if model else None} ({model.path if model else None})",
         f"  device    {status.device}",
         f"  app       {status.urls.get('app')}",
+        *(f"  note      {note}" for note in status.notes),
         "  services",
     ]
     for service in status.services:
         where = f"PID {service.pid}" if service.pid is not None else \
+            "remote endpoint" if service.elsewhere else \
             f"container {service.container or '?'}"
         health = "healthy" if service.healthy else "NOT healthy"
         lines.append(f"    {service.name:<12} {service.url:<24} {health:<12} {where}")

@@ -19,6 +19,9 @@ from launcher.session_file import read_session
 from launcher.stop import running_launcher
 from opea.client import ChatParams, Message, OpeaClient
 from opea.errors import ServiceUnreachableError
+from opea.sources import Source
+
+PASSAGE_CHARS = 160  # of each source's passage, on one line
 
 
 @dataclass(frozen=True)
@@ -44,14 +47,28 @@ def megaservice_url(paths: Paths) -> str:
     return record.urls["megaservice"]
 
 
+def format_sources(sources: list[Source]) -> str:
+    """The sources of an answer as the terminal shows them, best first."""
+    lines = ["Sources:"]
+    for number, source in enumerate(sources, start=1):
+        score = f" (score {source.score:.2f})" if source.score is not None else ""
+        passage = " ".join(source.passage.split())
+        if len(passage) > PASSAGE_CHARS:
+            passage = passage[:PASSAGE_CHARS - 1].rstrip() + "…"
+        lines += [f"  [{number}] {source.where()}{score}", f"      {passage}"]
+    return "\n".join(lines)
+
+
 def answer(client: OpeaClient, messages: list[Message], params: ChatParams,
-           out: IO[str]) -> tuple[str, AnswerStats]:
-    """Stream one answer to ``out``; Ctrl+C stops it early (KeyboardInterrupt is raised
-    after the stream was closed, with what was written kept)."""
+           out: IO[str], use_documents: bool | None = None) -> tuple[str, AnswerStats]:
+    """Stream one answer to ``out``, then its sources if it has any; Ctrl+C stops it early
+    (KeyboardInterrupt is raised after the stream was closed, with what was written kept)."""
     started = time.monotonic()
     first: float | None = None
     pieces: list[str] = []
-    stream = client.chat_stream(messages, params)
+    sources: list[Source] = []
+    stream = client.chat_stream(messages, params, use_documents=use_documents,
+                                on_sources=sources.extend)
     try:
         for piece in stream:
             if first is None:
@@ -62,11 +79,14 @@ def answer(client: OpeaClient, messages: list[Message], params: ChatParams,
     finally:
         stream.close()  # closes the HTTP stream: the model stops generating
         out.write("\n")
+    if sources:
+        print(format_sources(sources), file=out)
     return "".join(pieces), AnswerStats(len(pieces), first, time.monotonic() - started)
 
 
 def chat(paths: Paths, question: str | None, stats: bool, max_tokens: int,
-         stdin: IO[str] = sys.stdin, out: IO[str] = sys.stdout) -> int:
+         stdin: IO[str] = sys.stdin, out: IO[str] = sys.stdout,
+         use_documents: bool | None = None) -> int:
     # Ctrl+C is how this command is driven. A process started from a non-interactive
     # shell's background job inherits SIGINT ignored (and Python then leaves it so): take
     # it back, or Ctrl+C would do nothing.
@@ -76,15 +96,16 @@ def chat(paths: Paths, question: str | None, stats: bool, max_tokens: int,
         if question is None and not stdin.isatty():
             question = stdin.read().strip()
         if question:
-            _, measured = answer(client, [{"role": "user", "content": question}], params, out)
+            _, measured = answer(client, [{"role": "user", "content": question}], params, out,
+                                 use_documents)
             if stats:
                 print(measured.describe(), file=out)
             return 0
-        return _conversation(client, params, stats, stdin, out)
+        return _conversation(client, params, stats, stdin, out, use_documents)
 
 
 def _conversation(client: OpeaClient, params: ChatParams, stats: bool, stdin: IO[str],
-                  out: IO[str]) -> int:
+                  out: IO[str], use_documents: bool | None) -> int:
     print("Chatting with the running opea-chat. Ctrl+C stops an answer; Ctrl+D or Ctrl+C "
           "at the prompt leaves.", file=out)
     messages: list[Message] = []
@@ -102,7 +123,7 @@ def _conversation(client: OpeaClient, params: ChatParams, stats: bool, stdin: IO
             continue
         messages.append({"role": "user", "content": line.strip()})
         try:
-            text, measured = answer(client, messages, params, out)
+            text, measured = answer(client, messages, params, out, use_documents)
         except KeyboardInterrupt:
             print("(stopped)", file=out)
             messages.pop()

@@ -8,7 +8,8 @@ an answer have flowed.
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterator, Sequence
+import ssl
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -22,6 +23,7 @@ from opea.errors import (
     ServiceHTTPError,
     ServiceUnreachableError,
 )
+from opea.sources import SOURCES_EVENT, USE_DOCUMENTS_FIELD, Source, from_json, parse_sources
 from opea.stack import CHATQNA_PATH
 from opea.wire import StreamDecoder
 
@@ -39,6 +41,11 @@ class ChatParams:
 class ChatResult:
     text: str
     usage: dict[str, Any] = field(default_factory=dict)
+    # The passages a RAG answer was given (empty for a plain chat answer).
+    sources: list[Source] = field(default_factory=list)
+
+
+SourcesCallback = Callable[[list[Source]], None]
 
 
 def as_messages(question_or_messages: str | Sequence[Message]) -> list[Message]:
@@ -55,14 +62,18 @@ class OpeaClient:
         connect_timeout: float = 5.0,
         read_timeout: float = 300.0,
         connect_retries: int = 3,
+        tls: ssl.SSLContext | None = None,
+        headers: Mapping[str, str] | None = None,
     ):
         self.base_url = base_url.rstrip("/")
         self.read_timeout = read_timeout
         self._http = httpx.Client(
             base_url=self.base_url,
             timeout=httpx.Timeout(read_timeout, connect=connect_timeout),
-            transport=httpx.HTTPTransport(retries=connect_retries),
-            # Local services only: a system proxy must never see these requests.
+            # ``tls``: a remote endpoint's CA bundle; certificates are always verified.
+            transport=httpx.HTTPTransport(retries=connect_retries, verify=tls or True),
+            headers=dict(headers or {}),
+            # Local services, or an endpoint named explicitly: never a system proxy.
             trust_env=False,
         )
 
@@ -107,14 +118,20 @@ class OpeaClient:
             return body
 
     def _body(self, messages: str | Sequence[Message], params: ChatParams | None,
-              stream: bool) -> dict[str, Any]:
-        return {"messages": as_messages(messages), "stream": stream,
+              stream: bool, use_documents: bool | None) -> dict[str, Any]:
+        body = {"messages": as_messages(messages), "stream": stream,
                 **asdict(params or ChatParams())}
+        if use_documents is not None:
+            body[USE_DOCUMENTS_FIELD] = use_documents
+        return body
 
-    def chat(self, messages: str | Sequence[Message], params: ChatParams | None = None
-             ) -> ChatResult:
+    def chat(self, messages: str | Sequence[Message], params: ChatParams | None = None,
+             *, use_documents: bool | None = None) -> ChatResult:
+        """``use_documents``: False answers from the model alone in the rag profile; None
+        leaves it to the megaservice (documents where it has them)."""
+        body_sent = self._body(messages, params, False, use_documents)
         with self._errors(CHATQNA_PATH):
-            response = self._http.post(CHATQNA_PATH, json=self._body(messages, params, False))
+            response = self._http.post(CHATQNA_PATH, json=body_sent)
             self._check(response)
             try:
                 body = response.json()
@@ -127,16 +144,22 @@ class OpeaClient:
         if not text:
             raise EmptyAnswerError("the model returned an empty answer",
                                    hint="check the LLM service's log")
-        return ChatResult(text=text, usage=body.get("usage") or {})
+        sources = body.get("sources") if isinstance(body, dict) else None
+        return ChatResult(text=text, usage=body.get("usage") or {},
+                          sources=[from_json(item) for item in sources or []
+                                   if isinstance(item, dict)])
 
-    def chat_stream(self, messages: str | Sequence[Message], params: ChatParams | None = None
+    def chat_stream(self, messages: str | Sequence[Message], params: ChatParams | None = None,
+                    *, use_documents: bool | None = None,
+                    on_sources: SourcesCallback | None = None
                     ) -> Generator[str, None, None]:
         """Yield the answer's text as it arrives. Closing the generator closes the HTTP
-        stream, which is how a caller stops generation upstream."""
+        stream, which is how a caller stops generation upstream. ``on_sources`` gets the
+        answer's sources when the stream ends with them (the rag profile)."""
         decoder = StreamDecoder()
         got_text = False
         with self._errors(CHATQNA_PATH), self._http.stream(
-            "POST", CHATQNA_PATH, json=self._body(messages, params, True)
+            "POST", CHATQNA_PATH, json=self._body(messages, params, True, use_documents)
         ) as response:
             self._check(response)
             for line in response.iter_lines():
@@ -144,11 +167,13 @@ class OpeaClient:
                 if text:
                     got_text = True
                     yield text
-                if decoder.done:
-                    break
+                # Past [DONE] only the sources event may follow; the stream then ends.
             if tail := decoder.finish():
                 got_text = True
                 yield tail
+        for name, data in decoder.events:
+            if name == SOURCES_EVENT and on_sources is not None:
+                on_sources(parse_sources(data))
         if not got_text:
             raise EmptyAnswerError(
                 "the model returned an empty answer (the stream held only [DONE])",

@@ -67,3 +67,13 @@ class EmptyAnswerError(ClientError):
     OPEA's megaservice does not check the LLM's HTTP status on its streaming path: when the
     LLM fails it answers 200 with only ``data: [DONE]``. This turns that silence into an error.
     """
+
+
+class DocumentRefusedError(ClientError):
+    """The dataprep service refused a document (corrupt, encrypted or image-only PDF, empty,
+    unsupported type, over the size limit) or a name to delete; the message is its reason.
+    ``status`` is its HTTP status."""
+
+    def __init__(self, message: str, *, hint: str | None = None, status: int = 400):
+        super().__init__(message, hint=hint)
+        self.status = status

@@ -1,4 +1,10 @@
-"""The chat megaservice: OPEA's ServiceOrchestrator with one LLM node, on ChatQnA's API.
+"""The megaservice: OPEA's ServiceOrchestrator on ChatQnA's API, with two graphs.
+
+- ``chat``: one LLM node (the chat profile);
+- ``rag``: ChatQnA's without-rerank graph, embedding -> retriever -> LLM (the rag profile),
+  with ChatQnA's RAG prompt around the retrieved passages, and the passages returned as the
+  answer's sources (see ``opea.sources``). A request with ``"use_documents": false`` is
+  answered by the LLM alone; so is a question for which nothing was retrieved.
 
 ChatQnA's own chatqna.py cannot run with only an LLM (its input alignment expects a
 retriever's output), so this module defines the chat graph: ``/v1/chatqna`` takes a
@@ -23,6 +29,7 @@ LLM_SERVER_PORT, LLM_MODEL), so the same module runs in a container.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 from collections.abc import AsyncGenerator
@@ -42,10 +49,11 @@ from comps.cores.proto.api_protocol import (
 )
 from comps.cores.proto.docarray import LLMParams
 from fastapi import HTTPException, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import ValidationError
 from starlette.types import Receive, Scope, Send
 
+from opea.sources import USE_DOCUMENTS_FIELD, Source, from_retrieved, sources_event
 from opea.stack import CHATQNA_PATH
 from opea.wire import OpenAIReframer
 
@@ -53,6 +61,12 @@ log = logging.getLogger("opea_chat.megaservice")
 ROLES = ("system", "user", "assistant")
 # Generous like OPEA's own 2000 s: a large model on a busy GPU can pause long between tokens.
 LLM_READ_TIMEOUT = 2000.0
+# ChatQnA's retriever defaults (chatqna.py: RetrieverParms).
+DEFAULT_K = 4
+DEFAULT_SEARCH_TYPE = "similarity"
+# TEI's /embed truncates nothing by default; a question longer than this is cut for the
+# embedding only (the LLM still gets all of it).
+MAX_QUERY_CHARS = 2000
 
 
 def to_openai_messages(messages: str | list[dict[str, Any]]) -> list[dict[str, str]]:
@@ -119,6 +133,7 @@ class ChatOrchestrator(ServiceOrchestrator):  # type: ignore[misc]
         if service.service_type != ServiceType.LLM or not llm_parameters.stream:
             return await super().execute(session, req_start, cur_node, inputs, runtime_graph,
                                          llm_parameters, **kwargs)
+        sources = inputs.get("sources")
         body = self.align_inputs(inputs, cur_node, runtime_graph, llm_parameters.dict(),
                                  **kwargs)
         url = service.endpoint_path(None)
@@ -130,19 +145,24 @@ class ChatOrchestrator(ServiceOrchestrator):  # type: ignore[misc]
             await upstream.aclose()
             raise HTTPException(502, f"the LLM server answered HTTP {upstream.status_code}: "
                                      f"{reason[:1000]}")
-        return (ClosingStreamingResponse(self._relay(upstream),
+        return (ClosingStreamingResponse(self._relay(upstream, sources),
                                          media_type="text/event-stream"), cur_node)
 
-    async def _relay(self, upstream: httpx.Response) -> AsyncGenerator[str, None]:
+    async def _relay(self, upstream: httpx.Response, sources: list[dict[str, Any]] | None
+                     ) -> AsyncGenerator[str, None]:
         reframer = OpenAIReframer()
         try:
             async for chunk in upstream.aiter_raw():
                 for event in reframer.feed(chunk):
                     yield event
                 if reframer.done:
-                    return
-            for event in reframer.finish():
-                yield event
+                    break
+            else:
+                for event in reframer.finish():
+                    yield event
+            if sources is not None:
+                # After [DONE]: a plain ChatQnA client has stopped reading by then.
+                yield sources_event([Source(**item) for item in sources])
         finally:
             # Closing the upstream response before its end drops its connection: that is
             # what tells the LLM server to stop generating.
@@ -175,23 +195,124 @@ class ChatOrchestrator(ServiceOrchestrator):  # type: ignore[misc]
         return {"text": text or "", "usage": data.get("usage") or {}}
 
 
+def rag_prompt(question: str, passages: list[str]) -> str:
+    """ChatQnA's RAG prompt (chatqna.py, ``ChatTemplate.generate_rag_prompt``): a
+    ``###``-sectioned instruction to answer from the search results, not to use what is
+    irrelevant, and not to make anything up; then the results, the question and an answer
+    cue. Worded here in our own words, with the same sections in the same order."""
+    context = "\n".join(passages)
+    return (
+        "### You are a helpful, respectful and honest assistant who answers the user's "
+        "question. Use the search results from the user's own documents below. Leave out "
+        "anything in them that does not bear on the question. If you do not know the "
+        "answer, say so instead of making one up.\n"
+        f"### Search results: {context}\n"
+        f"### Question: {question}\n"
+        "### Answer:\n"
+    )
+
+
+def rag_messages(conversation: list[dict[str, str]], passages: list[str]
+                 ) -> list[dict[str, str]]:
+    """The conversation with its last question wrapped in the RAG prompt; unchanged when
+    nothing was retrieved (then the model answers as in a plain chat)."""
+    if not passages:
+        return conversation
+    question = conversation[-1]["content"]
+    return [*conversation[:-1], {"role": "user", "content": rag_prompt(question, passages)}]
+
+
+def _upstream_error(name: str, data: Any) -> HTTPException:
+    text = data if isinstance(data, str) else repr(data)
+    return HTTPException(502, f"the {name} service answered with an error: {text[:500]}")
+
+
+class RagOrchestrator(ChatOrchestrator):
+    """ChatQnA's without-rerank graph: embedding -> retriever -> LLM.
+
+    The per-request values travel as keyword arguments of ``schedule`` (comps passes them
+    to every ``align_*`` call): ``conversation`` (the OpenAI messages) and ``retrieval``
+    (``k``, ``search_type``). The retriever's output carries the passages on to the LLM
+    node as ``sources``, which also end up in the answer.
+    """
+
+    def align_inputs(self, inputs: dict[str, Any], cur_node: str, runtime_graph: Any,
+                     llm_parameters_dict: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        kind = self.services[cur_node].service_type
+        if kind == ServiceType.EMBEDDING:  # TEI's /embed
+            return {"inputs": inputs["text"][:MAX_QUERY_CHARS]}
+        if kind == ServiceType.RETRIEVER:  # OPEA's /v1/retrieval (EmbedDoc + parameters)
+            return {"text": inputs["text"], "embedding": inputs["embedding"],
+                    **kwargs.get("retrieval", {})}
+        return super().align_inputs(inputs, cur_node, runtime_graph, llm_parameters_dict,
+                                    **kwargs)
+
+    def align_outputs(self, data: Any, cur_node: str, inputs: dict[str, Any], runtime_graph: Any,
+                      llm_parameters_dict: dict[str, Any], **kwargs: Any) -> Any:
+        kind = self.services[cur_node].service_type
+        if kind == ServiceType.EMBEDDING:
+            # TEI answers [[floats]] for one input; an error is a JSON object.
+            if not (isinstance(data, list) and data and isinstance(data[0], list)):
+                raise _upstream_error("embedding", data)
+            return {"text": inputs["inputs"], "embedding": data[0]}
+        if kind == ServiceType.RETRIEVER:
+            docs = data.get("retrieved_docs") if isinstance(data, dict) else None
+            if not isinstance(docs, list):
+                raise _upstream_error("retriever", data)
+            sources = [from_retrieved(doc) for doc in docs if isinstance(doc, dict)]
+            sources = [source for source in sources if source.passage.strip()]
+            conversation = kwargs["conversation"]
+            return {"messages": rag_messages(conversation, [s.passage for s in sources]),
+                    "sources": [source.to_json() for source in sources]}
+        return super().align_outputs(data, cur_node, inputs, runtime_graph,
+                                     llm_parameters_dict, **kwargs)
+
+
+def _remote(name: str, url: str, endpoint: str, kind: ServiceType) -> MicroService:
+    parts = urlsplit(url)
+    return MicroService(name=name, host=parts.hostname, port=parts.port or 80,
+                        endpoint=endpoint, use_remote_service=True, service_type=kind)
+
+
 class ChatMegaservice:
-    def __init__(self, host: str, port: int, llm_url: str, model_name: str):
+    """The ``chat`` graph, and with ``embedding_url`` and ``retriever_url`` also the
+    ``rag`` graph, which then answers every request that does not opt out of documents."""
+
+    def __init__(self, host: str, port: int, llm_url: str, model_name: str,
+                 embedding_url: str | None = None, retriever_url: str | None = None):
         self.host = host
         self.port = port
         self.llm_url = llm_url
         self.orchestrator = ChatOrchestrator(model_name)
-        llm = urlsplit(llm_url)
-        self.orchestrator.add(
-            MicroService(
-                name="llm",
-                host=llm.hostname,
-                port=llm.port or 80,
-                endpoint="/v1/chat/completions",
-                use_remote_service=True,
-                service_type=ServiceType.LLM,
-            )
-        )
+        self.orchestrator.add(_remote("llm", llm_url, "/v1/chat/completions", ServiceType.LLM))
+        self.rag: RagOrchestrator | None = None
+        self.retriever_node = ""
+        self.urls = {"LLM": llm_url}
+        if embedding_url and retriever_url:
+            rag = RagOrchestrator(model_name)
+            embedding = _remote("embedding", embedding_url, "/embed", ServiceType.EMBEDDING)
+            retriever = _remote("retriever", retriever_url, "/v1/retrieval",
+                                ServiceType.RETRIEVER)
+            llm = _remote("llm", llm_url, "/v1/chat/completions", ServiceType.LLM)
+            rag.add(embedding).add(retriever).add(llm)
+            rag.flow_to(embedding, retriever)
+            rag.flow_to(retriever, llm)
+            self.rag = rag
+            self.retriever_node = retriever.name  # comps names nodes "NAME/MicroService"
+            self.urls.update(embedding=embedding_url, retriever=retriever_url)
+
+    def _unreachable(self, exc: Exception) -> str:
+        """Which node could not be reached, by the address the failure names."""
+        where = ""
+        if isinstance(exc, aiohttp.ClientConnectorError):
+            where = f"{exc.host}:{exc.port}"
+        elif isinstance(exc, httpx.TransportError):
+            with contextlib.suppress(RuntimeError):  # no request attached
+                where = f"{exc.request.url.host}:{exc.request.url.port}"
+        for name, url in self.urls.items():
+            if where and urlsplit(url).netloc == where:
+                return f"cannot reach the {name} server at {url}"
+        return f"cannot reach a service of the graph ({exc})"
 
     async def handle_chat(self, request: Request) -> Any:
         try:
@@ -201,6 +322,9 @@ class ChatMegaservice:
             detail = exc.errors() if isinstance(exc, ValidationError) else "body is not JSON"
             raise HTTPException(400, detail=detail) from exc
         messages = to_openai_messages(chat.messages)
+        use_documents = data.get(USE_DOCUMENTS_FIELD, True)
+        if not isinstance(use_documents, bool):
+            raise HTTPException(400, f"{USE_DOCUMENTS_FIELD} must be true or false")
         params = LLMParams(
             max_tokens=chat.max_tokens or 1024,
             top_k=chat.top_k or 10,
@@ -211,24 +335,35 @@ class ChatMegaservice:
             repetition_penalty=chat.repetition_penalty or 1.03,
             stream=bool(data.get("stream", True)),
         )
+        rag = self.rag if use_documents else None
         try:
-            results, graph = await self.orchestrator.schedule(
-                initial_inputs={"messages": messages}, llm_parameters=params
-            )
+            if rag is None:
+                results, graph = await self.orchestrator.schedule(
+                    initial_inputs={"messages": messages}, llm_parameters=params)
+            else:
+                results, graph = await rag.schedule(
+                    initial_inputs={"text": messages[-1]["content"]}, llm_parameters=params,
+                    conversation=messages,
+                    retrieval={"k": chat.k or DEFAULT_K,
+                               "search_type": chat.search_type or DEFAULT_SEARCH_TYPE})
         except (aiohttp.ClientError, httpx.TransportError) as exc:
-            raise HTTPException(502, f"cannot reach the LLM server at {self.llm_url}") from exc
+            raise HTTPException(502, self._unreachable(exc)) from exc
         for response in results.values():
             if isinstance(response, StreamingResponse):
                 return response
         answer = results[graph.all_leaves()[-1]]
         usage = answer.get("usage") or {}
-        return ChatCompletionResponse(
+        body = ChatCompletionResponse(
             model="chatqna",
             choices=[ChatCompletionResponseChoice(
                 index=0, message=ChatMessage(role="assistant", content=answer["text"]),
                 finish_reason="stop")],
             usage=UsageInfo(**{k: v for k, v in usage.items() if k in UsageInfo.model_fields}),
         )
+        if rag is None:
+            return body
+        return JSONResponse({**body.model_dump(mode="json"),
+                             "sources": results[self.retriever_node]["sources"]})
 
     def serve(self) -> None:
         service = MicroService(
@@ -253,9 +388,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=int(env.get("MEGA_SERVICE_PORT", "8888")))
     parser.add_argument("--llm-url", default=default_llm)
     parser.add_argument("--model", default=env.get("LLM_MODEL", "local-model"))
+    # With both, the rag graph (ChatQnA's EMBEDDING_SERVER_* / RETRIEVER_SERVICE_* too).
+    parser.add_argument("--embedding-url", default=_env_url("EMBEDDING_SERVER"))
+    parser.add_argument("--retriever-url", default=_env_url("RETRIEVER_SERVICE"))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    ChatMegaservice(args.host, args.port, args.llm_url, args.model).serve()
+    ChatMegaservice(args.host, args.port, args.llm_url, args.model,
+                    args.embedding_url, args.retriever_url).serve()
+
+
+def _env_url(prefix: str) -> str | None:
+    host = os.environ.get(f"{prefix}_HOST_IP")
+    port = os.environ.get(f"{prefix}_PORT")
+    return f"http://{host}:{port or 80}" if host else None
 
 
 if __name__ == "__main__":

@@ -373,6 +373,49 @@ RAG_MEGASERVICE = ServiceSpec(
 
 # The same app; it also uses dataprep (Ready waits for it: documents can be added then).
 RAG_APP = replace(CHAT_APP, uses=("megaservice", "dataprep"))
+# The remote runtime's only service: the app, for a megaservice that runs elsewhere (its
+# endpoint is checked before the app starts).
+REMOTE_APP = replace(CHAT_APP, uses=())
+
+# --- The rag profile on the local runtime: the same graph as processes (rag/README.md).
+# No vector DB to run (the index is a folder that dataprep writes and the retriever reads)
+# and no reranker (no reranker model ships offline): ChatQnA's without-rerank graph.
+
+LOCAL_EMBEDDING = replace(
+    EMBEDDING,
+    description="embedding server (ONNX sentence embeddings; TEI's /embed)",
+    local_command=("{python}", "-m", "rag.embedding_server", "--host", "{host}",
+                   "--port", "{port}", "--model-dir", "{embedding_model_dir}"),
+)
+LOCAL_DATAPREP = replace(
+    DATAPREP,
+    description="dataprep (parse, split, embed, store in the local index)",
+    default_timeout=120.0,
+    waits_for=("embedding",),
+    local_command=("{python}", "-m", "rag.dataprep_server", "--host", "{host}",
+                   "--port", "{port}", "--data-dir", "{rag_dir}",
+                   "--embedding-url", "{embedding_url}"),
+)
+LOCAL_RETRIEVER = replace(
+    RETRIEVER,
+    description="retriever (similarity search in the local index)",
+    default_timeout=120.0,
+    waits_for=("embedding",),
+    local_command=("{python}", "-m", "rag.retriever_server", "--host", "{host}",
+                   "--port", "{port}", "--data-dir", "{rag_dir}",
+                   "--embedding-url", "{embedding_url}"),
+)
+LOCAL_RAG_MEGASERVICE = replace(
+    CHAT_MEGASERVICE,
+    description="OPEA megaservice (ChatQnA's graph without rerank: embedding, retriever, LLM)",
+    # It calls its nodes only when asked: it starts beside them.
+    uses=("llm", "embedding", "retriever"),
+    container=None,
+    local_command=(*(CHAT_MEGASERVICE.local_command or ()),
+                   "--embedding-url", "{embedding_url}", "--retriever-url", "{retriever_url}"),
+)
+NO_RERANKER = ("reranking off: no reranker model ships offline, so the graph is ChatQnA's "
+               "without-rerank flow (embedding -> retriever -> llm)")
 
 
 @dataclass(frozen=True)
@@ -381,6 +424,17 @@ class Profile:
     description: str
     # The LLM slot is filled per launch (llama.cpp or TGI, by runtime and model format).
     services: tuple[ServiceSpec, ...] = field(default_factory=tuple)
+    # The services when they run as local processes; None: the profile needs containers.
+    local_services: tuple[ServiceSpec, ...] | None = None
+    # What `launch` and `status` say about the profile on each runtime.
+    notes: tuple[str, ...] = ()
+    local_notes: tuple[str, ...] = ()
+
+    def services_on(self, runtime: str) -> tuple[ServiceSpec, ...] | None:
+        return self.local_services if runtime == "local" else self.services
+
+    def notes_on(self, runtime: str) -> tuple[str, ...]:
+        return self.local_notes if runtime == "local" else self.notes
     # Services the LLM starts after. TGI takes ~90% of the free VRAM at warm-up: a reranker
     # starting on the same GPU at the same moment races it for memory on small GPUs, so the
     # reranker starts first and TGI sizes its cache around it.
@@ -388,11 +442,16 @@ class Profile:
 
 
 PROFILES: dict[str, Profile] = {
-    "chat": Profile("chat", "a local LLM behind OPEA's megaservice", (CHAT_MEGASERVICE, CHAT_APP)),
+    "chat": Profile("chat", "a local LLM behind OPEA's megaservice",
+                    (CHAT_MEGASERVICE, CHAT_APP), local_services=(CHAT_MEGASERVICE, CHAT_APP)),
     "rag": Profile(
         "rag",
         "ChatQnA with retrieval: vector DB, dataprep, embedding, retriever, reranker",
         (VECTOR_DB, EMBEDDING, RERANKER, DATAPREP, RETRIEVER, RAG_MEGASERVICE, RAG_APP),
+        local_services=(LOCAL_EMBEDDING, LOCAL_DATAPREP, LOCAL_RETRIEVER,
+                        LOCAL_RAG_MEGASERVICE, RAG_APP),
+        notes=("reranking on: TEI reranker (ChatQnA's full graph)",),
+        local_notes=(NO_RERANKER,),
         llm_after=("reranking",),
     ),
 }

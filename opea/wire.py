@@ -46,17 +46,34 @@ def _payload_bytes(payload: str) -> bytes:
 
 
 class StreamDecoder:
-    """Turns the lines of a ChatQnA stream into text, one line at a time."""
+    """Turns the lines of a ChatQnA stream into text, one line at a time.
+
+    Named events (``event: NAME`` before ``data:``, as opea-chat's sources after
+    ``[DONE]``) are not text: their data is kept in ``events`` as ``(NAME, data)``.
+    """
 
     def __init__(self) -> None:
         self._utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self.done = False
+        self._event: str | None = None
+        self.events: list[tuple[str, str]] = []
 
     def feed_line(self, line: str) -> str:
         line = line.rstrip("\r\n")
-        if not line.startswith("data:") or self.done:
-            return ""  # blank separators, comments (":"), other SSE fields
+        if not line:
+            self._event = None  # an event ends at a blank line
+            return ""
+        if line.startswith("event:"):
+            self._event = line[6:].strip() or None
+            return ""
+        if not line.startswith("data:"):
+            return ""  # comments (":"), other SSE fields
         payload = line[5:].removeprefix(" ")
+        if self._event not in (None, "message"):
+            self.events.append((self._event or "", payload))
+            return ""
+        if self.done:
+            return ""
         if payload.strip() == DONE:
             self.done = True
             return self._utf8.decode(b"", final=True)

@@ -7,12 +7,17 @@
 # images are built from Debian packages: no image registry is reachable) and docker-compose
 # (to validate exported compose files); Chromium and a font for the browser tests
 # (Playwright drives the system Chromium: its own browser download does not work here);
-# desktop-file-utils and xdg-user-dirs for the desktop shortcut tests.
+# desktop-file-utils and xdg-user-dirs for the desktop shortcut tests; etcd, kubectl and a
+# kube-apiserver (built once from Debian's source, ~15-20 min, cached in ~/.cache/opea-chat)
+# to check `export kubernetes` against a real Kubernetes API server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/apt-install.sh docker.io docker-registry mmdebstrap docker-compose \
-    chromium fonts-dejavu-core desktop-file-utils xdg-user-dirs
+    chromium fonts-dejavu-core desktop-file-utils xdg-user-dirs etcd-server
+# Any kubectl will do (Debian's is 1.20); another package's may already be installed.
+command -v kubectl >/dev/null || scripts/apt-install.sh kubernetes-client
+scripts/kube-apiserver.sh >/dev/null
 scripts/install.sh --test
 
 scripts/docker-engine.sh start

@@ -39,6 +39,12 @@ class CommandRuntime:
     def device(self) -> str:
         return "CPU"
 
+    def elsewhere(self) -> dict[str, str]:
+        return {}
+
+    def elsewhere_healthy(self, service: str) -> bool:
+        raise KeyError(service)
+
     def stop_service(self, service: str) -> None:
         stop_child(self.children.pop(service))
 

@@ -26,7 +26,7 @@ from launcher.docker_plan import (
     container_plans,
     missing_model_folders,
 )
-from launcher.errors import ConfigError, GpuUnavailableError
+from launcher.errors import GpuUnavailableError
 from launcher.gpu import Gpu, GpuReport
 from launcher.paths import resolve_paths
 from launcher.plan import plan_stack
@@ -166,15 +166,11 @@ def test_a_hugging_face_folder_is_served_by_tgi_with_its_folder_mounted(
     assert llm.shm_size == "1g"
 
 
-def test_the_local_runtime_refuses_folders_and_rag(home: Path, tmp_path: Path) -> None:
+def test_the_local_runtime_refuses_folders(home: Path, tmp_path: Path) -> None:
     settings = load_settings(resolve_paths(), {})
     folder = LocalModel("qwen", tmp_path / "qwen", 10, format=ModelFormat.HF_FOLDER)
     with pytest.raises(ModelError, match="the local runtime serves GGUF files"):
         plan_stack(settings, folder, lambda port: True, lambda: 1, runtime="local")
-    rag = load_settings(resolve_paths(), {}, flags={"profile": "rag"})
-    gguf = LocalModel("m", tmp_path / "m.gguf", 1)
-    with pytest.raises(ConfigError, match="the rag profile runs OPEA's containers"):
-        plan_stack(rag, gguf, lambda port: True, lambda: 1, runtime="local")
 
 
 def test_gpu_requests_that_cannot_work_are_refused_before_any_pull(home: Path) -> None:

@@ -81,7 +81,8 @@ def ports_of(launched: Launched) -> list[int]:
 def test_chat_profile_pulled_from_a_registry_answers_and_stops_clean(
         launch: LaunchFactory, docker_client: docker.DockerClient, registry: str) -> None:
     llm_image = push_fresh(docker_client, LLAMA_SERVER, registry)
-    chatqna_image = push_fresh(docker_client, CHATQNA, registry)
+    # Under OPEA's path, in this test's own registry: the registry setting finds it there.
+    chatqna_image = push_fresh(docker_client, CHATQNA, registry, path="opea/chatqna")
     try:
         pulled_and_answered(launch, docker_client, registry, llm_image, chatqna_image)
     finally:  # what this test pulled goes again (the stand-ins it was made from stay)
@@ -94,7 +95,8 @@ def pulled_and_answered(launch: LaunchFactory, docker_client: docker.DockerClien
                         registry: str, llm_image: str, chatqna_image: str) -> None:
     # OPEA's REGISTRY replaces the `opea` namespace: the mirror keeps it in its path.
     launched = launch(*DOCKER_CPU, env={"OPEA_CHAT_REGISTRY": f"{registry}/opea",
-                                        "OPEA_CHAT_IMAGE_LLM": llm_image})
+                                        "OPEA_CHAT_IMAGE_LLM": llm_image,
+                                        "OPEA_CHAT_IMAGE_MEGASERVICE": ""})  # unset
     launched.expect(READY)
     pulling = launched.expect(r"^Pulling 2 image\(s\), up to ([\d.,]+) MB to download: (.*)$")
     assert float(pulling.group(1)) > 500  # the sizes came from the registry's manifests

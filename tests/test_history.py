@@ -25,6 +25,7 @@ from app.history import (
     set_aside,
 )
 from opea.client import ChatParams
+from opea.sources import Source
 from tests.sqlite_lock import holding_lock
 
 PARAMS = ChatParams(max_tokens=256, temperature=0.0, top_p=0.9)
@@ -155,7 +156,7 @@ def test_a_version_1_file_is_upgraded_in_place_keeping_its_conversations(db: Pat
         connection.execute("INSERT INTO messages (conversation_id, role, content, created_at, "
                            "status) VALUES (1, 'assistant', 'old answer', 1.5, 'stopped')")
     history = History(db)
-    assert history.schema_version() == SCHEMA_VERSION == 2
+    assert history.schema_version() == SCHEMA_VERSION == 3
     [conversation] = history.conversations()
     assert (conversation.title, conversation.params) == ("old talk", ChatParams())
     [message] = history.messages(conversation.id)
@@ -163,6 +164,22 @@ def test_a_version_1_file_is_upgraded_in_place_keeping_its_conversations(db: Pat
                                                                  False)
     history.cache_answer("key", "cached text", 2)  # the new table exists
     assert history.cached_answer("key") == CachedAnswer("cached text", 2)
+    assert message.sources == () and conversation.use_documents is None
+
+
+def test_an_answers_sources_and_the_documents_switch_are_kept(db: Path) -> None:
+    history = History(db)
+    conversation = history.create_conversation()
+    history.add_question(conversation.id, "What is the code?", "m", ChatParams())
+    sources = (Source(file="plan.pdf", passage="The code is 7-4-1.", score=0.71, page=3),
+               Source(file="notes.md", passage="Other.", heading="Setup"))
+    history.add_answer(conversation.id, "7-4-1", AnswerMeta(model="m", sources=sources))
+    history.set_use_documents(conversation.id, False)
+    reopened = History(db)
+    assert reopened.messages(conversation.id)[-1].sources == sources
+    assert reopened.messages(conversation.id)[0].sources == ()
+    found = reopened.conversation(conversation.id)
+    assert found is not None and found.use_documents is False
 
 
 def test_answers_are_cached_by_key(db: Path) -> None:
@@ -251,6 +268,7 @@ import sys
 from pathlib import Path
 from app.history import History, AnswerMeta
 from opea.client import ChatParams
+from opea.sources import Source
 history = History(Path(sys.argv[1]))
 conversation = history.create_conversation()
 print(conversation.id, flush=True)

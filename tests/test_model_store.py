@@ -12,6 +12,10 @@ import pytest
 
 from launcher.cli import main
 from launcher.session_file import write_session
+from launcher.settings import Settings
+from launcher.sizes import human_size
+from models.gguf import read_header
+from models.memory import estimate
 from models.store import list_models, unfinished_pulls
 from tests.model_files import hf_folder, truncated_copy
 from tests.session_records import session_record
@@ -32,17 +36,22 @@ def test_list_shows_format_size_memory_need_and_what_is_broken(
     code, out, _ = run_cli(capsys, "models", "list", "--json")
     assert code == 0
     rows = {row["name"]: row for row in json.loads(out)}
-    assert sorted(rows) == ["cut", "smollm2-135m", "tiny-llama"]
+    # The catalogue's embedding model (rag), not pulled, is listed too.
+    assert sorted(rows) == ["all-minilm-l6-v2", "cut", "smollm2-135m", "tiny-llama"]
+    assert rows["all-minilm-l6-v2"]["pulled"] is False
     smol = rows["smollm2-135m"]
     assert (smol["format"], smol["size_bytes"], smol["problem"]) == ("gguf", 98_362_432, None)
-    assert smol["memory_bytes"] == 397_104_038
+    # The estimate launch and doctor make for the default context (test_memory.py holds it
+    # against the real server's memory).
+    need = estimate(read_header(smollm2).shape(), Settings().context_size, "llama.cpp").total
+    assert smol["memory_bytes"] == need
     assert rows["tiny-llama"]["format"] == "hf" and rows["tiny-llama"]["memory_bytes"] > 0
     assert rows["cut"]["memory_bytes"] is None
     assert "is truncated" in rows["cut"]["problem"] and "pull or copy" in rows["cut"]["problem"]
 
     code, out, _ = run_cli(capsys, "models", "list")
     lines = {line.split()[0]: line for line in out.splitlines()}
-    assert "gguf" in lines["smollm2-135m"] and "needs ~397.1 MB" in lines["smollm2-135m"]
+    assert "gguf" in lines["smollm2-135m"] and f"needs ~{human_size(need)}" in lines["smollm2-135m"]
     assert "broken: " in lines["cut"]
 
 

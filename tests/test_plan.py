@@ -8,9 +8,13 @@ from pathlib import Path
 import pytest
 
 from launcher.errors import PortInUseError
+from launcher.gpu import GpuReport
+from launcher.local_runtime import LocalRuntime, service_command
 from launcher.paths import resolve_paths
 from launcher.plan import Placement, plan_stack
+from launcher.progress import Progress
 from launcher.settings import load_settings
+from models.errors import ModelError
 from models.store import LocalModel
 
 MODEL = LocalModel(name="m", path=Path("/m.gguf"), size_bytes=1)
@@ -58,6 +62,7 @@ def test_two_services_never_share_a_port(home: Path) -> None:
 
 @pytest.mark.parametrize(("runtime", "profile", "in_containers"), [
     ("local", "chat", set()),
+    ("remote", "chat", set()),
     ("docker", "chat", {"llm", "megaservice"}),
     ("docker", "rag", {"llm", "megaservice", "embedding", "reranking", "vector-db",
                        "retriever", "dataprep"}),
@@ -69,3 +74,53 @@ def test_each_service_is_placed_once_the_app_always_as_a_process(
     placed = {s.name: s.placement for s in plan.services}
     assert placed["app"] is Placement.PROCESS
     assert {name for name, p in placed.items() if p is Placement.CONTAINER} == in_containers
+
+
+def test_the_local_rag_profile_runs_chatqnas_graph_as_processes(home: Path) -> None:
+    """No vector DB and no reranker: the embedding, dataprep and retriever processes (the
+    last two once embedding answers, as rag/README.md asks), the megaservice with the rag
+    graph and the app, which use them; the plan says reranking is off."""
+    settings = load_settings(resolve_paths(), {}, flags={"profile": "rag"})
+    plan = plan_stack(settings, MODEL, lambda port: True, lambda: 1, runtime="local")
+    assert [s.name for s in plan.services] == [
+        "llm", "embedding", "dataprep", "retriever", "megaservice", "app"]
+    assert plan.service("megaservice").spec.needs == ("llm", "embedding", "retriever")
+    assert plan.service("app").spec.needs == ("megaservice", "dataprep")
+    assert plan.service("dataprep").spec.waits_for == ("embedding",)
+    assert [s.port for s in plan.services] == [9009, 6006, 6007, 7000, 8888, 8501]
+    assert any(note.startswith("reranking off") for note in plan.notes)
+
+    mega = service_command(plan.service("megaservice"), plan)
+    assert mega[mega.index("--embedding-url") + 1] == "http://127.0.0.1:6006"
+    assert mega[mega.index("--retriever-url") + 1] == "http://127.0.0.1:7000"
+    home_paths = resolve_paths()
+    for name in ("dataprep", "retriever"):
+        command = service_command(plan.service(name), plan)
+        assert command[1:3] == ["-m", f"rag.{name}_server"]
+        assert command[command.index("--data-dir") + 1] == str(home_paths.data_dir / "rag")
+    embedding = service_command(plan.service("embedding"), plan)
+    assert embedding[embedding.index("--model-dir") + 1] == str(
+        home_paths.models_dir / "all-minilm-l6-v2")
+
+
+def test_a_rag_launch_refuses_a_damaged_embedding_model_before_starting_anything(
+        home: Path) -> None:
+    settings = load_settings(resolve_paths(), {}, flags={"profile": "rag"})
+    plan = plan_stack(settings, MODEL, lambda port: True, lambda: 1, runtime="local")
+    folder = Path(plan.values["embedding_model_dir"])
+    folder.mkdir(parents=True)
+    (folder / "model.onnx").write_bytes(b"onnx")
+    runtime = LocalRuntime(home / "logs", GpuReport())
+    with pytest.raises(ModelError, match="embedding model all-minilm-l6-v2 has no tokenizer"):
+        runtime.prepare(plan, Progress())
+    assert runtime.records() == []
+
+
+def test_the_embedding_model_setting_names_the_local_embedding_folder(home: Path,
+                                                                      tmp_path: Path) -> None:
+    for value, expected in (("all-MiniLM-L6-v2", resolve_paths().models_dir / "all-minilm-l6-v2"),
+                            (str(tmp_path / "mine"), tmp_path / "mine")):
+        settings = load_settings(resolve_paths(), {},
+                                 flags={"profile": "rag", "embedding_model": value})
+        plan = plan_stack(settings, MODEL, lambda port: True, lambda: 1, runtime="local")
+        assert plan.values["embedding_model_dir"] == str(expected)
