@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 
 from opea.errors import (
+    AnswerFailedError,
     ClientError,
     EmptyAnswerError,
     RequestTimeoutError,
@@ -149,6 +150,8 @@ class OpeaClient:
             if tail := decoder.finish():
                 got_text = True
                 yield tail
+        if decoder.error:
+            raise AnswerFailedError(decoder.error)
         if not got_text:
             raise EmptyAnswerError(
                 "the model returned an empty answer (the stream held only [DONE])",

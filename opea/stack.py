@@ -98,7 +98,7 @@ LLAMA_CPP_PYTHON = ServiceSpec(
     port_setting="llm_port",
     timeout_setting="llm_start_timeout",
     local_command=(
-        "{python}", "-m", "llama_cpp.server", "--model", "{model_path}",
+        "{python}", "-m", "opea.llm_server", "--model", "{model_path}",
         "--model_alias", "{model_name}", "--host", "{host}", "--port", "{port}",
         "--n_ctx", "{context_size}", "--n_threads", "{threads}",
         "--n_gpu_layers", "{gpu_layers}",
@@ -169,8 +169,10 @@ CHAT_MEGASERVICE = ServiceSpec(
         image="{registry}opea/chatqna:{tag}",
         port=8888,
         entrypoint=("python",),
+        # The app container addresses it by its service name on the session's network.
         command=("-m", "opea.megaservice", "--host", "0.0.0.0", "--port", "8888",
-                 "--llm-url", "{llm_url}", "--model", "{model_name}"),
+                 "--llm-url", "{llm_url}", "--model", "{model_name}",
+                 "--allowed-host", "megaservice"),
         environment=(("PYTHONPATH", "/home/user/opea-chat"), ("no_proxy", "*")),
         mounts_project=True,
         health_tool="python",
