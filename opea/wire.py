@@ -151,6 +151,12 @@ class OpenAIReframer:
         if not data:
             if event.strip() and not event.lstrip().startswith(":"):
                 _log.error("LLM server answered instead of streaming: %s", event[:500])
+                try:
+                    error = json.loads(event)["error"]
+                except (ValueError, KeyError, TypeError):
+                    return []
+                self.done = True
+                return [error_event(llm_error_message(error)), done_event()]
             return []
         if data == DONE:
             self.done = True
