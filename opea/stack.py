@@ -185,7 +185,7 @@ CHAT_MEGASERVICE = ServiceSpec(
 
 # The page script the app's local command runs (`{app_script}`): named as a module, so that
 # a runtime finds its file without importing the app.
-APP_MODULE = "app.main"
+APP_MODULE = "app.server"
 
 CHAT_APP = ServiceSpec(
     name="app",
