@@ -45,6 +45,6 @@ def switch_model(info: StackInfo, model: str, timeout: float = 900.0) -> str:
         raise ControlError("this page was not started by `opea-chat launch`",
                            hint="restart it with --model instead")
     try:
-        return str(client.switch_model(model, timeout=timeout)["model"])
+        return client.switch_model(model, timeout=timeout).model
     finally:
         client.close()

@@ -9,12 +9,11 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import httpx
 
 from launcher.control import ControlClient
-from launcher.errors import ControlError
+from launcher.errors import ControlError, SessionFileError
 from launcher.paths import resolve_paths
 from launcher.session_file import read_session
 from launcher.settings import Settings
@@ -53,25 +52,26 @@ def stack_info(environ: Mapping[str, str] | None = None,
                session_file: Path | None = None) -> StackInfo:
     env = os.environ if environ is None else environ
     path = session_file or resolve_paths(dict(env)).session_file
-    session: dict[str, Any] = read_session(path) or {}
-    urls = {name: url for name, url in (session.get("urls") or {}).items()
-            if isinstance(name, str) and isinstance(url, str)}
-    model = session.get("model") or {}
-    context = session.get("context_size")
+    try:
+        session = read_session(path)
+    except SessionFileError:
+        session = None  # as without a launcher: the defaults and the megaservice address
+    urls = dict(session.urls) if session is not None else {}
     megaservice = env.get(MEGASERVICE_URL_VARIABLE) or urls.get("megaservice") \
         or DEFAULT_MEGASERVICE_URL
     urls["megaservice"] = megaservice  # the address this app was started to use
-    control = session.get("control") or {}
+    if session is None:
+        return StackInfo(megaservice_url=megaservice, urls=urls)
+    control = session.control
     return StackInfo(
         megaservice_url=megaservice,
-        runtime=session.get("runtime"),
-        model_name=model.get("name"),
-        model_path=model.get("path"),
-        context_size=context if isinstance(context, int) and context > 0
+        runtime=session.runtime,
+        model_name=session.model.name,
+        model_path=session.model.path,
+        context_size=session.context_size if session.context_size > 0
         else DEFAULT_CONTEXT_SIZE,
         urls=urls,
-        control=(int(control["port"]), str(control["token"]))
-        if isinstance(control, dict) and "port" in control and "token" in control else None,
+        control=(control.port, control.token) if control is not None else None,
     )
 
 
@@ -92,10 +92,10 @@ def live_status(info: StackInfo, timeout: float = 2.0) -> LiveStatus:
             pass
         else:
             return LiveStatus(
-                device=str(status.get("device") or "unknown"),
-                services=[Health(s["name"], s["url"], bool(s["healthy"]),
-                                 "healthy" if s["healthy"] else "not healthy")
-                          for s in status.get("services", [])])
+                device=status.device or "unknown",
+                services=[Health(s.name, s.url, s.healthy,
+                                 "healthy" if s.healthy else "not healthy")
+                          for s in status.services])
         finally:
             client.close()
     url = info.megaservice_url

@@ -29,9 +29,11 @@ from bench import cli_timing, launches, soak, streaming
 from bench.report import markdown, performance_page
 from launcher.paths import resolve_paths
 from launcher.ports import pick_free_port
+from launcher.records import ProcessRecord
 from launcher.session_file import read_session
 from models.pull import pull_model
 from tests.docker_images import PYTHON as TEST_BASE_IMAGE
+from tests.docker_images import STAND_INS
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results.json"
@@ -117,10 +119,11 @@ def running_session_sections(model: Path, runs: int, soak_chats: int) -> dict[st
         try:
             if not ready.wait(300):
                 raise RuntimeError("the local session did not become ready")
-            record = read_session(home / "state" / "session.json") or {}
-            llm = record["urls"]["llm"]
-            mega = record["urls"]["megaservice"]
-            name = record["model"]["name"]
+            record = read_session(home / "state" / "session.json")
+            assert record is not None
+            llm = record.urls["llm"]
+            mega = record.urls["megaservice"]
+            name = record.model.name
             say("streaming: direct against through the megaservice")
             stream = streaming.compare(llm, mega, name, runs)
             say("8 concurrent streams each way")
@@ -128,7 +131,7 @@ def running_session_sections(model: Path, runs: int, soak_chats: int) -> dict[st
             say("opea-chat status with a running session")
             status_running = cli_timing.cold(home, ["status"])
             say(f"soak: {soak_chats} chats, 8 at a time")
-            pids = {s["name"]: s["pid"] for s in record["services"]}
+            pids = {s.name: s.pid for s in record.services if isinstance(s, ProcessRecord)}
             pids["launcher"] = launcher.pid
             soaked = soak.soak(mega, pids, total=soak_chats)
         finally:
@@ -159,6 +162,9 @@ def main() -> int:
     results: dict[str, Any] = {"machine": machine(), "model": model.name}
     results["local"] = launch_section(model, "local", args.runs)
     if not args.no_docker and shutil.which("docker-compose"):
+        # The test images (scripts/bench.sh builds them) under their own names: the docker
+        # runtime and the exported compose file are pointed at them by the images setting.
+        os.environ.update(STAND_INS)
         results["docker"] = launch_section(model, "docker", args.runs,
                                            ("--gpus", "none", "--pull", "never"))
         results["compose"] = compose_section(model, args.runs)

@@ -28,6 +28,7 @@ import psutil
 
 from launcher.docker_plan import LABEL_HOME, home_label
 from launcher.ports import is_port_free, pick_free_port
+from launcher.records import ProcessRecord
 from launcher.session_file import read_session
 from opea.client import ChatParams, OpeaClient
 from opea.stack import CHAT_APP, CHAT_MEGASERVICE, LLAMA_CPP_PYTHON, LLAMA_CPP_SERVER
@@ -180,14 +181,15 @@ def time_launch(model: Path, runtime: str, extra: tuple[str, ...] = ()) -> Launc
                     raise RuntimeError("\n".join(output))
             _first_answer(f"http://127.0.0.1:{ports['megaservice']}", time.monotonic() + 120)
             timing.answered = time.monotonic() - started
-            record = read_session(home / "state" / "session.json") or {}
-            pids = [launcher.pid] + [s["pid"] for s in record.get("services", []) if "pid" in s]
+            record = read_session(home / "state" / "session.json")
+            services = record.services if record is not None else ()
+            pids = [launcher.pid] + [s.pid for s in services if isinstance(s, ProcessRecord)]
             timing.peak_rss_mb["launcher"] = _vm_hwm_mb(launcher.pid)
-            for service in record.get("services", []):
-                if "pid" in service:
-                    timing.peak_rss_mb[service["name"]] = _vm_hwm_mb(service["pid"])
-                elif "container" in service:
-                    timing.peak_rss_mb[service["name"]] = _container_peak_mb(service["container"])
+            for service in services:
+                if isinstance(service, ProcessRecord):
+                    timing.peak_rss_mb[service.name] = _vm_hwm_mb(service.pid)
+                else:
+                    timing.peak_rss_mb[service.name] = _container_peak_mb(service.container)
             docker_client = _docker_client()
             label = f"{LABEL_HOME}={home_label(home / 'state')}"
             try:
@@ -271,3 +273,36 @@ def summary(values: list[Any]) -> dict[str, float]:
 
     return {"median": statistics.median(values), "min": min(values), "max": max(values),
             "runs": len(values)}
+
+
+def main() -> int:
+    """`python -m bench.launches MODEL [--runs N] [--runtime R]`: launch-to-Ready, each
+    service's "healthy in", the first answer and `opea-chat stop`, run by run."""
+    import argparse
+    import statistics
+
+    parser = argparse.ArgumentParser(prog="python -m bench.launches")
+    parser.add_argument("model", type=Path, help="a GGUF file (SmolLM2-135M for the targets)")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runtime", default="local", choices=("local", "docker"))
+    args = parser.parse_args()
+    timings = []
+    for run in range(1, args.runs + 1):
+        timing = time_launch(args.model, args.runtime)
+        timings.append(timing)
+        healthy = ", ".join(f"{name} {seconds:.2f}"
+                            for name, seconds in sorted(timing.healthy_reported.items(),
+                                                        key=lambda item: item[1]))
+        print(f"run {run}: Ready {timing.ready_line:.2f} s (healthy at: {healthy}); "
+              f"first answer {timing.answered:.2f} s; stop {timing.stop_seconds:.2f} s",
+              flush=True)
+    for what, values in (("Ready", [t.ready_line for t in timings]),
+                         ("first answer", [t.answered for t in timings]),
+                         ("stop", [t.stop_seconds for t in timings])):
+        print(f"{args.runtime} {what}: median {statistics.median(values):.2f} s "
+              f"(min {min(values):.2f}, max {max(values):.2f}, {len(values)} runs)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

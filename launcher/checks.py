@@ -9,13 +9,13 @@ that would doom it into the error that stops it (``require``).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from launcher.docker_engine import DockerFacts
-from launcher.gpu import Gpu, GpuReport
+from launcher.gpu import PERSISTENCE_HINT, SLOW_INIT, Gpu, GpuReport
 from launcher.sizes import human_size
 from models.memory import CUDA_CONTEXT_BYTES, MemoryNeed
 from opea.errors import OpeaChatError
@@ -31,6 +31,10 @@ DISK_MARGIN = 2 * 10**9
 # A model whose estimate exceeds this share of the memory it gets is "tight".
 TIGHT_SHARE = 0.9
 LOW_RAM = 2 * 10**9
+# What the rag profile's reranker (TEI with bge-reranker-base, 278M parameters, in fp16 on a
+# GPU: 0.56 GB) takes on the GPU before the LLM starts, with its CUDA context and batch
+# buffers; errs high, like every estimate here.
+RERANKER_VRAM = 2 * 1024**3
 
 
 class Status(StrEnum):
@@ -80,17 +84,50 @@ def describe_gpu(gpu: Gpu) -> str:
 
 
 def gpu_checks(report: GpuReport) -> list[Check]:
-    """The driver, then one line per GPU. No GPU is a warning, not a failure: the local
-    runtime needs none."""
+    """The driver, then one line per GPU (and one per GPU that did not answer). No GPU is a
+    warning, not a failure: the local runtime needs none."""
+    skipped = [warned(f"gpu {gpu.index}", f"skipped: {gpu.why}",
+                      "see `nvidia-smi`; a lost GPU needs a reset (`nvidia-smi -r`) or a "
+                      "reboot") for gpu in report.skipped]
+    if report.slow:
+        return [warned("gpu", f"{report.problem}; that is not \"no GPU\": the first call "
+                              "after a while can take seconds without persistence mode",
+                       f"{PERSISTENCE_HINT}, then run doctor again")]
     if report.problem is not None and not report.gpus:
         return [warned("gpu", f"no usable NVIDIA GPU: {report.problem}",
                        f"to use a GPU, {DRIVER_HINT}; without one, the local runtime runs "
-                       "models on the CPU")]
+                       "models on the CPU"), *skipped]
     count = len(report.gpus)
-    checks = [passed("gpu", f"NVIDIA driver {report.driver_version}, supports CUDA up to "
-                            f"{report.cuda_version}; {count} GPU{'s' if count > 1 else ''}")]
+    detail = (f"NVIDIA driver {report.driver_version}, supports CUDA up to "
+              f"{report.cuda_version}; {count} GPU{'s' if count > 1 else ''}")
+    if report.init_seconds is not None and report.init_seconds >= SLOW_INIT:
+        checks = [warned("gpu", f"{detail}; NVML took {report.init_seconds:.1f} s to answer",
+                         PERSISTENCE_HINT)]
+    else:
+        checks = [passed("gpu", detail)]
     checks += [passed(f"gpu {gpu.index}", describe_gpu(gpu)) for gpu in report.gpus]
-    return checks
+    return checks + skipped
+
+
+BUILD_HINT = ("rebuild llama.cpp with CUDA: `scripts/build-llama.sh` on a machine with nvcc "
+              "and the driver (then `scripts/install.sh`)")
+
+
+def offload_check(offloads: bool | None, gpus: GpuReport) -> Check:
+    """Can the installed llama.cpp (the local runtime's LLM server) put layers on a GPU?
+    ``offloads`` None: loading llama.cpp did not answer in time."""
+    name = "llama.cpp"
+    if offloads is None:
+        return warned(name, "cannot tell whether this llama.cpp build can use a GPU: loading "
+                            "it did not answer in time", "run doctor again")
+    if offloads:
+        where = "the local runtime runs the model on the GPU where it fits" if gpus.usable \
+            else "but there is no usable GPU here"
+        return passed(name, f"this llama.cpp build can offload layers to a GPU (CUDA); {where}")
+    if gpus.usable:
+        return warned(name, "this llama.cpp build runs on the CPU only: the local runtime "
+                            "leaves the GPU unused", BUILD_HINT + "; or use --runtime docker")
+    return passed(name, "this llama.cpp build runs on the CPU (no GPU here to offload to)")
 
 
 # -- Docker ----------------------------------------------------------------------------
@@ -173,44 +210,111 @@ def gpu_request_check(needing: list[str], wanted: int | None, gpus: GpuReport,
     return passed("gpu request", f"the {who} service gets {count} GPU(s)")
 
 
-_CUDA_REQUIREMENT = re.compile(r"cuda>=(\d+)\.(\d+)")
-
-
-def cuda_requirement(environment: list[str]) -> tuple[int, int] | None:
-    """The CUDA version an image needs, from NVIDIA's ``NVIDIA_REQUIRE_CUDA`` variable,
-    which the NVIDIA runtime enforces when the container starts."""
+def cuda_requirement(environment: list[str]) -> str | None:
+    """An image's ``NVIDIA_REQUIRE_CUDA``, which the NVIDIA runtime enforces when the
+    container starts (None: the image sets none)."""
     for entry in environment:
         name, _, value = entry.partition("=")
-        if name == "NVIDIA_REQUIRE_CUDA" and (match := _CUDA_REQUIREMENT.search(value)):
-            return int(match.group(1)), int(match.group(2))
+        if name == "NVIDIA_REQUIRE_CUDA" and value.strip():
+            return value.strip()
     return None
 
 
-def _version(text: str | None) -> tuple[int, int] | None:
+def _version(text: str | None) -> tuple[int, ...] | None:
     if not text:
         return None
-    parts = text.split(".")
     try:
-        return int(parts[0]), int(parts[1]) if len(parts) > 1 else 0
+        return tuple(int(part) for part in text.split("."))
     except ValueError:
         return None
 
 
-def cuda_check(service: str, image: str, required: tuple[int, int] | None,
-               gpus: GpuReport) -> Check | None:
-    """Does the driver support the CUDA version the service's image was built for?"""
-    driver = _version(gpus.cuda_version)
-    if required is None or driver is None:
+_CONSTRAINT = re.compile(r"^(?:(cuda|driver|arch|brand))?\s*(>=|<=|!=|=|<|>)\s*(\S+)$")
+_COMPARE = {
+    ">=": lambda a, b: a >= b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b,
+    "<": lambda a, b: a < b, "=": lambda a, b: a == b, "!=": lambda a, b: a != b,
+}
+
+
+def _pad(left: tuple[int, ...], right: tuple[int, ...]) -> tuple[tuple[int, ...], ...]:
+    width = max(len(left), len(right))
+    return left + (0,) * (width - len(left)), right + (0,) * (width - len(right))
+
+
+def _holds(key: str, operator: str, wanted: str, gpus: GpuReport, gpu: Gpu | None
+           ) -> bool | None:
+    """One constraint on this machine: True, False, or None where the fact is unknown."""
+    if key == "brand":
+        if gpu is None or gpu.brand is None:
+            return None
+        return _COMPARE[operator](gpu.brand, wanted.lower()) if operator in ("=", "!=") \
+            else None
+    have = {"cuda": gpus.cuda_version, "driver": gpus.driver_version,
+            "arch": None if gpu is None else
+            f"{gpu.compute_capability[0]}.{gpu.compute_capability[1]}"}[key]
+    left, right = _version(have), _version(wanted)
+    if left is None or right is None:
         return None
-    need = f"{required[0]}.{required[1]}"
-    if driver >= required:
-        return passed(f"cuda {service}", f"{image} needs CUDA {need}; the driver supports "
-                                         f"{gpus.cuda_version}")
-    return failed(f"cuda {service}",
-                  f"{image} needs CUDA {need} but NVIDIA driver {gpus.driver_version} supports "
-                  f"only CUDA {gpus.cuda_version}: the container would refuse to start",
-                  f"update the NVIDIA driver to one that supports CUDA {need}, or choose "
-                  f"an image built for CUDA {gpus.cuda_version} (--image {service}=...)")
+    return bool(_COMPARE[operator](*_pad(left, right)))
+
+
+def _clause_holds(clause: str, gpus: GpuReport, gpu: Gpu | None) -> bool | None:
+    """Comma-separated constraints, all of which must hold. A bare comparison (``<471``)
+    continues the key before it, as in ``driver>=470,<471``."""
+    result: bool | None = True
+    key = "cuda"
+    for part in clause.split(","):
+        match = _CONSTRAINT.match(part.strip())
+        if match is None:
+            return None
+        key = match.group(1) or key
+        holds = _holds(key, match.group(2), match.group(3), gpus, gpu)
+        if holds is False:
+            return False
+        if holds is None:
+            result = None
+    return result
+
+
+def requirement_verdict(requirement: str, gpus: GpuReport) -> tuple[bool | None, str]:
+    """Evaluate ``NVIDIA_REQUIRE_CUDA`` as the NVIDIA container toolkit does: clauses
+    separated by spaces are alternatives (any one suffices), constraints joined by commas
+    within a clause must all hold; every GPU given must satisfy it. Returns the verdict
+    (None: cannot tell) and the clause it rests on."""
+    clauses = requirement.split()
+    targets: list[Gpu | None] = list(gpus.gpus) or [None]
+    unknown: list[str] = []
+    for clause in clauses:
+        verdicts = [_clause_holds(clause, gpus, gpu) for gpu in targets]
+        if all(verdict is True for verdict in verdicts):
+            return True, clause
+        if any(verdict is None for verdict in verdicts):
+            unknown.append(clause)
+    if unknown:
+        return None, unknown[0]
+    return False, clauses[0] if clauses else requirement
+
+
+def cuda_check(service: str, image: str, requirement: str | None,
+               gpus: GpuReport) -> Check | None:
+    """Will the NVIDIA runtime accept the image's ``NVIDIA_REQUIRE_CUDA`` on this driver?"""
+    if requirement is None or gpus.cuda_version is None:
+        return None
+    name = f"cuda {service}"
+    holds, clause = requirement_verdict(requirement, gpus)
+    driver = f"NVIDIA driver {gpus.driver_version} (CUDA up to {gpus.cuda_version})"
+    needs = f"{image} needs {clause}" if holds else f"{image} needs {requirement.split()[0]}"
+    if holds:
+        return passed(name, f"{needs}; {driver} meets it")
+    if holds is None:
+        return warned(name, f"{image} asks for `{requirement}`; whether {driver} meets "
+                            f"`{clause}` cannot be told here",
+                      "run doctor --gpu-smoke to try a real GPU container")
+    return failed(name, f"{needs} but {driver} meets none of `{requirement}`: the container "
+                        "would refuse to start",
+                  f"update the NVIDIA driver to one that supports {requirement.split()[0]}, "
+                  f"or choose an image built for CUDA {gpus.cuda_version} "
+                  f"(--image {service}=...)")
 
 
 # -- images ----------------------------------------------------------------------------
@@ -278,11 +382,18 @@ class MemoryTarget:
 
 
 def memory_target(server: str, gpus_for_llm: list[Gpu] | None, ram_available: int,
-                  ram_total: int) -> MemoryTarget:
+                  ram_total: int, reserved: int = 0) -> MemoryTarget:
     """``gpus_for_llm`` None: the model runs in RAM. llama.cpp spreads layers over every GPU
-    it is given; TGI shards evenly, so the GPU with the least free memory bounds it."""
+    it is given; TGI shards evenly (one shard per GPU, ``--num-shard``), so the GPU with the
+    least free memory bounds it. ``reserved``: what another service of the stack takes on
+    the first GPU before the LLM starts (the reranker, in the rag profile)."""
     if not gpus_for_llm:
         return MemoryTarget("RAM", ram_available, "RAM", ram_total)
+    if reserved:
+        first = gpus_for_llm[0]
+        gpus_for_llm = [replace(first, memory_free=max(0, first.memory_free - reserved),
+                                memory_total=max(0, first.memory_total - reserved)),
+                        *gpus_for_llm[1:]]
     count = len(gpus_for_llm)
     overhead = CUDA_CONTEXT_BYTES * count
     if server == "TGI":

@@ -144,6 +144,33 @@ def _memory_need(shape: ModelShape, model_format: ModelFormat) -> dict[str, Any]
     return {"memory_bytes": need, "problem": None, "summary": f"needs ~{human_size(need)}"}
 
 
+def _embedding_rows(models_dir: Path) -> list[dict[str, Any]]:
+    """Embedding models (rag): those in the models folder, then the catalogue's others."""
+    from models.embedding import (
+        EMBEDDING_CATALOGUE,
+        FORMAT,
+        check_embedding_folder,
+        list_embedding_models,
+    )
+
+    rows: list[dict[str, Any]] = []
+    for model in list_embedding_models(models_dir):
+        row = {"name": model.name, "path": str(model.path), "format": FORMAT,
+               "size_bytes": model.size_bytes, "pulled": True, "memory_bytes": None,
+               "problem": None, "summary": "embedding (rag)"}
+        try:
+            check_embedding_folder(model.path)
+        except OpeaChatError as error:
+            row.update(problem=error.one_line(), summary=f"broken: {error.message}")
+        rows.append(row)
+    pulled = {row["name"] for row in rows}
+    rows += [{"name": entry.name, "path": None, "format": FORMAT,
+              "size_bytes": entry.size_bytes, "pulled": False, "memory_bytes": None,
+              "problem": None, "summary": "embedding (rag)", "licence": entry.licence}
+             for entry in EMBEDDING_CATALOGUE.values() if entry.name not in pulled]
+    return rows
+
+
 def cmd_models_list(args: argparse.Namespace) -> int:
     from models.catalogue import CATALOGUE
     from models.store import list_models
@@ -158,6 +185,7 @@ def cmd_models_list(args: argparse.Namespace) -> int:
         rows.append({"name": entry.name, "path": None, "format": entry.format,
                      "size_bytes": entry.size_bytes, "pulled": False,
                      **_memory_need(entry.shape, entry.format), "licence": entry.licence})
+    rows += _embedding_rows(paths.models_dir)
     if args.json:
         print(json.dumps([{k: v for k, v in row.items() if k != "summary"} for row in rows],
                          indent=2))
@@ -170,9 +198,13 @@ def cmd_models_list(args: argparse.Namespace) -> int:
 
 
 def cmd_models_pull(args: argparse.Namespace) -> int:
+    from models.embedding import EMBEDDING_CATALOGUE, pull_embedding_model
     from models.pull import pull_model
 
     paths = resolve_paths()
+    if args.name.lower() in EMBEDDING_CATALOGUE:
+        pull_embedding_model(args.name, paths.models_dir, show_progress=sys.stdout.isatty())
+        return 0
     pull_model(args.name, paths.models_dir, show_progress=sys.stdout.isatty(), link=args.link)
     return 0
 
@@ -181,13 +213,19 @@ def cmd_models_rm(args: argparse.Namespace) -> int:
     from launcher.session_file import read_session
     from launcher.sizes import human_size
     from launcher.stop import running_launcher
+    from models.embedding import remove_embedding_model
     from models.store import remove_model
 
     paths = resolve_paths()
+    embedding = remove_embedding_model(args.name, paths.models_dir)
+    if embedding is not None:
+        print(f"Removed {embedding.name} ({embedding.path}, "
+              f"{human_size(embedding.size_bytes)})")
+        return 0
     record = read_session(paths.session_file)
     in_use = None
-    if running_launcher(record) is not None and record and record.get("model"):
-        in_use = Path(record["model"]["path"])
+    if running_launcher(record) is not None and record is not None:
+        in_use = Path(record.model.path)
     removed = remove_model(args.name, paths.models_dir, in_use=in_use)
     print(f"Removed {removed.name} ({removed.path}, {human_size(removed.size_bytes)})")
     return 0

@@ -8,6 +8,7 @@ runs as a container built from this project's Dockerfile.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,10 @@ from opea.stack import HealthKind, Role
 
 PROJECT_DIR = Path(launcher.__file__).resolve().parent.parent
 HEALTH_INTERVAL = "5s"
+# TEI's GPU image is built per compute capability: a file exported on one GPU type and run
+# on another would fail ("Runtime compute cap ... is not compatible"), so the tag is a
+# variable whose default is the tag for the GPU found at export.
+TEI_TAG_VARIABLE = "TEI_GPU_TAG"
 
 
 def _model(settings: Settings, paths: Paths) -> LocalModel:
@@ -69,9 +74,9 @@ def _service_entry(service: PlannedService, container: ContainerPlan) -> dict[st
         count: int | str = "all" if container.gpu_count < 0 else container.gpu_count
         entry["deploy"] = {"resources": {"reservations": {"devices": [
             {"driver": "nvidia", "count": count, "capabilities": ["gpu"]}]}}}
-    if service.spec.waits_for:
+    if service.spec.needs:
         entry["depends_on"] = {name: {"condition": "service_healthy"}
-                               for name in service.spec.waits_for}
+                               for name in service.spec.needs}
     entry["healthcheck"] = healthcheck(service, container.container_port)
     return entry
 
@@ -86,10 +91,22 @@ def _app_entry(service: PlannedService, plan: StackPlan) -> dict[str, Any]:
         "environment": {key: value.format_map(values) for key, value in container.environment},
         "ports": [f"127.0.0.1:{service.port}:{container.port}"],
         "depends_on": {name: {"condition": "service_healthy"}
-                       for name in service.spec.waits_for},
+                       for name in service.spec.needs},
         "healthcheck": healthcheck(service, container.port),
     }
     return entry
+
+
+def _tei_tag_variable(container: ContainerPlan, plan: StackPlan, settings: Settings
+                      ) -> ContainerPlan:
+    spec = plan.service(container.service).spec.container
+    assert spec is not None
+    if container.gpu_count is None or not spec.gpu_image or "{tei_gpu_tag}" not in \
+            spec.gpu_image or settings.images.get(container.service):
+        return container
+    tag = container.image.rpartition(":")[2]
+    variable = f"${{{TEI_TAG_VARIABLE}:-{tag}}}"
+    return replace(container, image=spec.gpu_image.replace("{tei_gpu_tag}", variable))
 
 
 def compose_document(settings: Settings, paths: Paths) -> tuple[dict[str, Any], list[str]]:
@@ -98,7 +115,12 @@ def compose_document(settings: Settings, paths: Paths) -> tuple[dict[str, Any], 
                       runtime="docker")
     containers, notes = container_plans(plan, settings, session="compose", home="compose",
                                         models_dir=paths.models_dir, gpus=probe_gpus())
-    by_service = {container.service: container for container in containers}
+    by_service = {container.service: _tei_tag_variable(container, plan, settings)
+                  for container in containers}
+    if any(TEI_TAG_VARIABLE in c.image for c in by_service.values()):
+        notes.append(f"the reranker's TEI image tag fits this machine's GPU; on another GPU "
+                     f"set {TEI_TAG_VARIABLE} (turing-1.9, 1.9, 86-1.9, 89-1.9, hopper-1.9, "
+                     "100-1.9, 120-1.9 or cuda-1.9)")
     services: dict[str, Any] = {}
     for service in plan.services:
         if service.spec.role is Role.UI:

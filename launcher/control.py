@@ -20,12 +20,13 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
-from launcher.errors import ControlError
+from launcher.errors import ControlError, RecordError
 from launcher.ports import HOST
+from launcher.records import ModelSwitch, SessionRecord, StatusReport, Stopping
 from opea.errors import OpeaChatError
 from opea.host_guard import LOOPBACK_NAMES, host_name, origin_allowed
 
@@ -33,6 +34,7 @@ STATUS_PATH = "/v1/status"
 SHUTDOWN_PATH = "/v1/shutdown"
 MODEL_PATH = "/v1/model"
 MAX_SHUTDOWN_DELAY = 5.0
+T = TypeVar("T")
 MAX_BODY = 64 * 1024
 
 
@@ -58,11 +60,11 @@ class ControlRequest:
 
     action: str
     argument: str
-    reply: Future[dict[str, Any]] = field(default_factory=Future)
+    reply: Future[ModelSwitch] = field(default_factory=Future)
 
 
 class ControlServer:
-    def __init__(self, status: Callable[[], dict[str, Any]],
+    def __init__(self, status: Callable[[], StatusReport],
                  shutdown: Callable[[str], None], request_timeout: float):
         self.token = secrets.token_urlsafe(32)
         self.requests: queue.Queue[ControlRequest] = queue.Queue()
@@ -72,8 +74,9 @@ class ControlServer:
         self._server = ThreadingHTTPServer((HOST, 0), self._handler_class())
         self._server.daemon_threads = True
         self.port: int = self._server.server_address[1]
+        # close() waits for the serving loop to see the shutdown: at most one poll interval.
         self._thread = threading.Thread(target=self._server.serve_forever,
-                                        kwargs={"poll_interval": 0.2}, daemon=True)
+                                        kwargs={"poll_interval": 0.05}, daemon=True)
 
     def start(self) -> None:
         self._thread.start()
@@ -114,7 +117,7 @@ class ControlServer:
                 if not self._authorised():
                     return
                 if self.path == STATUS_PATH:
-                    self._reply(200, control._status())
+                    self._reply(200, control._status().to_json())
                 else:
                     self._reply(404, {"error": f"no {self.path} here"})
 
@@ -131,7 +134,7 @@ class ControlServer:
                         self._reply(400, {"error": "after_s must be a number of seconds"})
                         return
                     threading.Timer(delay, control._shutdown, args=(reason,)).start()
-                    self._reply(202, {"stopping": True, "after_s": delay})
+                    self._reply(202, Stopping(after_s=delay).to_json())
                 elif self.path == MODEL_PATH and isinstance(body.get("model"), str):
                     self._carry_out(ControlRequest("switch-model", body["model"]))
                 elif self.path == MODEL_PATH:
@@ -163,7 +166,7 @@ class ControlServer:
                 except TimeoutError:
                     self._reply(504, {"error": "the launcher did not finish in time"})
                 else:
-                    self._reply(200, result)
+                    self._reply(200, result.to_json())
 
         return Handler
 
@@ -177,12 +180,11 @@ class ControlClient:
                                   headers={"Authorization": f"Bearer {token}"})
 
     @classmethod
-    def from_session(cls, record: dict[str, Any] | None,
+    def from_session(cls, record: SessionRecord | None,
                      timeout: float = 5.0) -> ControlClient | None:
-        control = (record or {}).get("control")
-        if not control:
+        if record is None or record.control is None:
             return None
-        return cls(int(control["port"]), str(control["token"]), timeout)
+        return cls(record.control.port, record.control.token, timeout)
 
     def close(self) -> None:
         self._http.close()
@@ -196,16 +198,32 @@ class ControlClient:
             raise ControlError(f"the running launcher did not answer ({type(error).__name__})",
                                hint="it may have been killed: `opea-chat stop` cleans up"
                                ) from error
-        answer: dict[str, Any] = response.json()
+        try:
+            answer = response.json()
+        except ValueError:
+            answer = None
+        if not isinstance(answer, dict):
+            raise ControlError(f"the running launcher answered HTTP {response.status_code} "
+                               "without a JSON object")
         if response.is_error:
             raise ControlError(str(answer.get("error") or f"HTTP {response.status_code}"))
         return answer
 
-    def status(self) -> dict[str, Any]:
-        return self._call("GET", STATUS_PATH)
+    def _read(self, reader: Callable[[Any], T], answer: dict[str, Any]) -> T:
+        try:
+            return reader(answer)
+        except RecordError as error:
+            raise ControlError(f"the running launcher's answer is not understood "
+                               f"({error.message})", hint="is it another opea-chat version? "
+                               "`opea-chat stop`, then launch again") from error
 
-    def shutdown(self, reason: str, after_s: float = 0.0) -> None:
-        self._call("POST", SHUTDOWN_PATH, {"reason": reason, "after_s": after_s})
+    def status(self) -> StatusReport:
+        return self._read(StatusReport.from_json, self._call("GET", STATUS_PATH))
 
-    def switch_model(self, model: str, timeout: float) -> dict[str, Any]:
-        return self._call("POST", MODEL_PATH, {"model": model}, timeout=timeout)
+    def shutdown(self, reason: str, after_s: float = 0.0) -> Stopping:
+        return self._read(Stopping.from_json, self._call(
+            "POST", SHUTDOWN_PATH, {"reason": reason, "after_s": after_s}))
+
+    def switch_model(self, model: str, timeout: float) -> ModelSwitch:
+        return self._read(ModelSwitch.from_json, self._call(
+            "POST", MODEL_PATH, {"model": model}, timeout=timeout))

@@ -16,6 +16,7 @@ from launcher.errors import GpuUnavailableError
 from launcher.gpu import GpuReport
 from launcher.plan import PlannedService, StackPlan, render
 from launcher.settings import Settings
+from models.errors import ModelError
 from opea.stack import Role, ServiceSpec, tei_gpu_tag
 
 LABEL_MANAGED = "org.opea-chat.managed"
@@ -26,6 +27,9 @@ LABEL_SERVICE = "org.opea-chat.service"
 LABEL_HOME = "org.opea-chat.home"
 PROJECT_MOUNT = "/home/user/opea-chat/opea"
 ALL_GPUS = -1
+# Where the default embedding and reranker folders come from (ChatQnA's defaults).
+HUB_REPOS = {"bge-base-en-v1.5": "BAAI/bge-base-en-v1.5",
+             "bge-reranker-base": "BAAI/bge-reranker-base"}
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,8 @@ class ContainerPlan:
     # None: no GPU; ALL_GPUS: every GPU; n > 0: that many.
     gpu_count: int | None = None
     shm_size: str | None = None
+    # The NVIDIA_REQUIRE_CUDA its GPU image is known to carry (before it is pulled).
+    cuda_requirement: str | None = None
 
     @property
     def ports(self) -> dict[str, tuple[str, int]]:
@@ -79,6 +85,13 @@ def gpu_count(gpus: str) -> int | None:
     if gpus == "none":
         return None
     return ALL_GPUS if gpus == "all" else int(gpus)
+
+
+def gpus_given(wanted: int | None, gpus: GpuReport) -> int:
+    """How many GPUs a container with this request sees (at least one)."""
+    if wanted is None:
+        return 1
+    return max(1, len(gpus.gpus)) if wanted == ALL_GPUS else wanted
 
 
 def _model_mount(plan: StackPlan, models_dir: Path) -> tuple[Path, str]:
@@ -119,6 +132,8 @@ def container_plans(
         "llm_url": network_url(llm),
         "llm_container_port": str(llm.spec.container.port),
         "megaservice_url": network_url(plan.service("megaservice")),
+        # TGI's prompt may use all of the context but the one token it answers with.
+        "max_input_tokens": str(max(1, int(plan.values["context_size"]) - 1)),
     }
     wanted_gpus = gpu_count(settings.gpus)
     plans = []
@@ -128,16 +143,19 @@ def container_plans(
         container = service.spec.container
         assert container is not None
         use_gpu = service.spec.needs_gpu and wanted_gpus is not None
-        values = {**shared, "gpu_layers": "999" if use_gpu else "0"}
         image_template = container.gpu_image if use_gpu and container.gpu_image else \
             container.image
+        tei_tag = None
         if "{tei_gpu_tag}" in image_template:
-            tag = _tei_tag(gpus)
-            if tag is None:
+            tei_tag = _tei_tag(gpus)
+            if tei_tag is None:
                 notes.append(f"the {service.name} service runs on the CPU: Text Embeddings "
                              f"Inference has no GPU build for {_describe_gpu(gpus)}")
-                image_template = container.image
-            values["tei_gpu_tag"] = tag or ""
+                # A CPU image with a GPU request would still fail where no GPU can be given.
+                image_template, use_gpu = container.image, False
+        values = {**shared, "gpu_layers": "999" if use_gpu else "0",
+                  "tei_gpu_tag": tei_tag or "",
+                  "num_shard": str(gpus_given(wanted_gpus if use_gpu else None, gpus))}
         image = settings.images.get(service.name) or image_template.format_map(values)
         mounts = []
         if container.models_mount:
@@ -158,6 +176,8 @@ def container_plans(
             mounts=mounts,
             gpu_count=wanted_gpus if use_gpu else None,
             shm_size=container.shm_size,
+            cuda_requirement=f"cuda>={container.gpu_cuda}" if use_gpu and container.gpu_cuda
+            and not settings.images.get(service.name) else None,
         ))
     return plans, notes
 
@@ -174,6 +194,27 @@ def _describe_gpu(gpus: GpuReport) -> str:
     gpu = gpus.gpus[0]
     return f"{gpu.name} (compute capability {gpu.compute_capability[0]}." \
            f"{gpu.compute_capability[1]})"
+
+
+def missing_model_folders(plan: StackPlan, models_dir: Path) -> list[str]:
+    """The embedding and reranker models the rag profile's containers read from /models but
+    that are not in the models folder (they would fail only after every image is pulled)."""
+    names = {"embedding_model", "reranker_model"}
+    used = {plan.values[name] for name in names if any(
+        f"{{{name}}}" in part for service in plan.services if service.spec.container
+        for part in (*service.spec.container.command,
+                     *(value for _, value in service.spec.container.environment)))}
+    return sorted(name for name in used if not (models_dir / name).is_dir())
+
+
+def check_model_folders(plan: StackPlan, models_dir: Path) -> None:
+    missing = missing_model_folders(plan, models_dir)
+    if missing:
+        raise ModelError(f"the {plan.profile} profile needs {', '.join(missing)} in "
+                         f"{models_dir}, which is not there",
+                         hint="pull it first: " + "; ".join(
+                             f"`opea-chat models pull hf:{HUB_REPOS.get(name, 'OWNER/' + name)}`"
+                             for name in missing))
 
 
 def gpu_request(containers: list[ContainerPlan], gpus: GpuReport,

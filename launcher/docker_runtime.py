@@ -29,6 +29,7 @@ from launcher.docker_plan import (
     LABEL_MANAGED,
     ContainerPlan,
     check_gpu_request,
+    check_model_folders,
     container_plans,
     home_label,
     network_name,
@@ -42,6 +43,7 @@ from launcher.local_runtime import LocalRuntime
 from launcher.paths import Paths
 from launcher.plan import PlannedService, StackPlan
 from launcher.progress import Progress
+from launcher.records import ContainerRecord, ServiceRecord
 from launcher.settings import Settings
 
 STOP_TIMEOUT = 10
@@ -81,6 +83,7 @@ class DockerRuntime:
         for note in self.plan_containers(plan):
             progress.note(note)
         plans = list(self._plans.values())
+        check_model_folders(plan, self.models_dir)
         check_gpu_request(plans, self.gpus, nvidia_runtime_available(self.client))
         ensure_images(self.client, [p.image for p in plans], self.settings.pull, progress)
 
@@ -170,9 +173,10 @@ class DockerRuntime:
             return self._local.log_location(service)
         return f"`docker logs {self._plans[service].name}`"
 
-    def records(self) -> list[dict[str, Any]]:
-        containers = [{"name": name, "container": c.name, "id": c.id,
-                       "session": self.session} for name, c in self._containers.items()]
+    def records(self) -> list[ServiceRecord]:
+        containers: list[ServiceRecord] = [
+            ContainerRecord(name=name, container=c.name, id=c.id, session=self.session)
+            for name, c in self._containers.items()]
         return containers + self._local.records()
 
     def stop_service(self, service: str) -> None:

@@ -11,22 +11,23 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from rich.console import Console
 from rich.markup import escape
 
 from launcher import checks as verdicts
 from launcher.checks import Check, Status, failed, passed, warned
-from launcher.docker_engine import DockerFacts, probe_docker
+from launcher.devices import llama_cpp_offloads
+from launcher.docker_engine import DockerFacts
 from launcher.errors import ConfigError
-from launcher.gpu import GpuReport, probe_gpus
+from launcher.gpu import GpuReport
+from launcher.machine import Look, Probe, describe_failure
 from launcher.paths import Paths
 from launcher.preflight import (
     Ram,
@@ -34,9 +35,8 @@ from launcher.preflight import (
     llm_memory_target,
     model_download_disk,
     model_fit,
-    probe_ram,
 )
-from launcher.runtime_choice import Machine, choose_runtime
+from launcher.runtime_choice import choose_runtime
 from launcher.settings import Settings, load_settings, typed_value
 from launcher.sizes import human_size
 from models.catalogue import CATALOGUE
@@ -66,44 +66,7 @@ MIN_BUDGET = 1.0
 T = TypeVar("T")
 
 
-class ProbeTimeout(Exception):
-    """A probe that did not answer before the deadline (it goes on in the background,
-    in a daemon thread that does not keep doctor from exiting)."""
-
-
-class Probe(Generic[T]):
-    """One probe running in a daemon thread."""
-
-    def __init__(self, what: str, probe: Callable[[], T]):
-        self.what = what
-        self.started = time.monotonic()
-        self._result: T | None = None
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, args=(probe,), daemon=True,
-                                        name=f"doctor: {what}")
-        self._thread.start()
-
-    def _run(self, probe: Callable[[], T]) -> None:
-        try:
-            self._result = probe()
-        except BaseException as error:  # a probe's failure is a finding, never a crash
-            self._error = error
-
-    def result(self, deadline: float) -> T:
-        """The probe's result; raise what it raised, or ``ProbeTimeout`` after the deadline."""
-        self._thread.join(max(0.0, deadline - time.monotonic()))
-        if self._thread.is_alive():
-            raise ProbeTimeout(f"{self.what} did not answer within "
-                               f"{max(0.0, deadline - self.started):.1f} s")
-        if self._error is not None:
-            raise self._error
-        return self._result  # type: ignore[return-value]
-
-
-def _failure(error: BaseException) -> str:
-    if isinstance(error, ProbeTimeout | OpeaChatError):
-        return str(error)
-    return f"{type(error).__name__}: {error}"
+_failure = describe_failure
 
 
 @dataclass
@@ -263,6 +226,22 @@ def _container_plans(settings: Settings, paths: Paths, model: LocalModel, gpus: 
     return containers
 
 
+def rag_models_check(settings: Settings, paths: Paths, model: LocalModel) -> Check | None:
+    """The embedding and reranker folders the rag containers read (launch refuses to pull
+    any image without them, with the same words)."""
+    from launcher.docker_plan import check_model_folders
+    from launcher.plan import plan_stack
+
+    plan = plan_stack(settings, model, lambda port: True, lambda: 0, "docker")
+    if plan.profile == "chat":
+        return None
+    try:
+        check_model_folders(plan, paths.models_dir)
+    except OpeaChatError as error:
+        return failed("models rag", error.message, error.hint or "")
+    return passed("models rag", f"the embedding and reranker models are in {paths.models_dir}")
+
+
 @dataclass(frozen=True)
 class ImageFacts:
     local_size: int | None
@@ -293,10 +272,14 @@ def docker_stack_checks(found: Findings, paths: Paths, model: LocalModel,
     except OpeaChatError as error:
         return [failed("stack", error.message, error.hint or "change the setting it names")]
     checks = [gpu_request(containers, found.gpus, found.engine.nvidia_runtime)]
+    folders = rag_models_check(settings, paths, model)
+    if folders is not None:
+        checks.append(folders)
     client = found.client
     if client is None:
         return checks
     images = {c.image: c.service for c in containers}
+    known_cuda = {c.image: c.cuda_requirement for c in containers}
     here = {image: Probe(f"image {image}", partial(_image_facts, client, image))
             for image in images}
     facts: dict[str, ImageFacts | None] = {}
@@ -325,8 +308,9 @@ def docker_stack_checks(found: Findings, paths: Paths, model: LocalModel,
         service = images[image]
         checks.append(verdicts.image_check(service, image, fact.local_size,
                                            downloads.get(image), settings.pull))
-        cuda = verdicts.cuda_check(service, image, verdicts.cuda_requirement(fact.environment),
-                                   found.gpus)
+        # The image's own NVIDIA_REQUIRE_CUDA once it is here; before, what the stack knows.
+        requirement = verdicts.cuda_requirement(fact.environment) or known_cuda[image]
+        cuda = verdicts.cuda_check(service, image, requirement, found.gpus)
         if cuda is not None:
             checks.append(cuda)
     if found.engine.root_dir is not None:
@@ -373,6 +357,48 @@ def hf_token_check(environ: Mapping[str, str]) -> Check:
                               "models only")
 
 
+def embedding_checks(settings: Settings, models_dir: Path, runtime: str) -> list[Check]:
+    """The embedding models in the models folder (whole or not), and, for the local rag
+    profile, the one launch would serve."""
+    from models.embedding import (
+        EMBEDDING_CATALOGUE,
+        check_embedding_folder,
+        list_embedding_models,
+        local_embedding_model,
+        resolve_embedding_model,
+    )
+
+    found = []
+    wanted = None
+    if settings.profile == "rag" and runtime == "local":
+        wanted = local_embedding_model(settings.embedding_model,
+                                       settings.is_default("embedding_model"))
+    present = list_embedding_models(models_dir)
+    for model in present:
+        name = f"embedding {model.name}"
+        try:
+            check_embedding_folder(model.path)
+        except OpeaChatError as error:
+            found.append(failed(name, error.message, error.hint or ""))
+            continue
+        use = "; the rag profile's embedding service serves it" if \
+            wanted is not None and model.name == wanted.lower() else ""
+        found.append(passed(name, f"ONNX sentence-embedding model, "
+                                  f"{human_size(model.size_bytes)}{use}"))
+    if wanted is not None and not any(m.name == wanted.lower() for m in present):
+        name = f"embedding {wanted}"
+        if wanted.lower() in EMBEDDING_CATALOGUE:
+            found.append(warned(name, f"not in {models_dir} yet; the rag profile needs it",
+                                f"run `opea-chat models pull {wanted.lower()}`"))
+        else:
+            try:
+                path = resolve_embedding_model(wanted, models_dir)
+                found.append(passed(name, f"ONNX sentence-embedding model at {path}"))
+            except OpeaChatError as error:
+                found.append(failed(name, error.message, error.hint or ""))
+    return found
+
+
 def unfinished_check(models_dir: Path) -> Check | None:
     leftovers = unfinished_pulls(models_dir)
     if not leftovers:
@@ -416,31 +442,24 @@ def run_doctor(paths: Paths, flags: Mapping[str, Any], gpu_smoke: bool = False,
     """Every check, in the order a user reads them: the machine, the runtime, the stack,
     the model, the other models."""
     deadline = probe_deadline(process_started)
-    gpu_probe = Probe("the NVIDIA driver (NVML)", probe_gpus)
-    docker_probe = Probe("the Docker engine",
-                         partial(probe_docker, max(0.5, deadline - time.monotonic())))
-    ram_probe = Probe("RAM", probe_ram)
+    look = Look(deadline, docker=True)
     settings, settings_problem = _settings(paths, flags)
     found_checks: list[Check] = [settings_problem] if settings_problem else []
-
-    try:
-        gpus = gpu_probe.result(deadline)
-    except BaseException as error:
-        gpus = GpuReport(problem=f"probing the GPUs failed: {_failure(error)}")
-    try:
-        docker_facts, client = docker_probe.result(deadline)
-    except BaseException as error:
-        docker_facts, client = DockerFacts(problem=_failure(error)), None
-    try:
-        ram: Ram | None = ram_probe.result(deadline)
-    except BaseException:
-        ram = None
+    # Loading llama.cpp overlaps with the machine's probes.
+    offload_probe = Probe("llama.cpp", llama_cpp_offloads)
+    facts = look.facts()
+    gpus, docker_facts, client, ram = facts.gpus, facts.docker, facts.client, facts.ram
     found = Findings(settings, gpus, docker_facts, client)
 
     requested = settings.runtime
-    machine = Machine(docker_facts.problem, docker_facts.nvidia_runtime, gpus)
-    runtime, reason = choose_runtime(requested, machine if requested == "auto" else None)
+    runtime, reason = choose_runtime(requested, facts.for_runtime_choice()
+                                     if requested == "auto" else None)
     found_checks += verdicts.gpu_checks(gpus)
+    try:
+        offloads: bool | None = offload_probe.result(deadline)
+    except BaseException:
+        offloads = None
+    found_checks.append(verdicts.offload_check(offloads, gpus))
     found_checks.append(verdicts.docker_check(docker_facts, needed=runtime == "docker"))
     found_checks.append(verdicts.nvidia_runtime_check(docker_facts, gpus))
     found_checks.append(verdicts.runtime_check(requested, runtime, reason, gpus, docker_facts))
@@ -469,6 +488,10 @@ def run_doctor(paths: Paths, flags: Mapping[str, Any], gpu_smoke: bool = False,
 
     found_checks += _bounded("the models folder", others, deadline, lambda why: [
         warned("models", f"cannot read {paths.models_dir}: {why}", "check the folder")])
+    found_checks += _bounded(
+        "the embedding models", lambda: embedding_checks(settings, paths.models_dir, runtime),
+        deadline, lambda why: [warned("embedding models", f"cannot read {paths.models_dir}: "
+                                                          f"{why}", "check the folder")])
     unfinished = unfinished_check(paths.models_dir)
     if unfinished is not None:
         found_checks.append(unfinished)

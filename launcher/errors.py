@@ -55,6 +55,14 @@ class ControlError(OpeaChatError):
     """The running launcher did not answer, or refused, a control request."""
 
 
+class RecordError(OpeaChatError):
+    """A record (session file, status report, control reply) is not what it must be."""
+
+
+class SessionFileError(RecordError):
+    """The session file is damaged or was written by another version of opea-chat."""
+
+
 # Starting and running services --------------------------------------------------------
 
 

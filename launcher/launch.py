@@ -26,22 +26,35 @@ from launcher.errors import (
     Interrupted,
     NotEnoughMemoryError,
     ServiceExitedError,
+    SessionFileError,
 )
-from launcher.gpu import GpuReport
 from launcher.health import LOG_LINES, probe_each, wait_healthy
+from launcher.home_lock import home_lock
 from launcher.idle import IdleWatch
 from launcher.local_runtime import LocalRuntime
+from launcher.machine import MachineFacts, look_at_machine
 from launcher.paths import Paths
 from launcher.plan import PlannedService, StackPlan, plan_stack, template_values
 from launcher.ports import is_port_free, pick_free_port
 from launcher.preflight import model_download_disk, model_fit, model_shape, probe_ram
 from launcher.progress import Progress
+from launcher.records import (
+    ContainerRecord,
+    ControlRecord,
+    ModelRecord,
+    ModelSwitch,
+    ProcessRecord,
+    Salvage,
+    ServiceHealth,
+    SessionRecord,
+    StatusReport,
+)
 from launcher.runtime import Runtime
-from launcher.runtime_choice import choose_runtime, probe_machine
-from launcher.session_file import read_session, remove_session, write_session
+from launcher.runtime_choice import choose_runtime
+from launcher.session_file import read_for_cleanup, remove_session, write_session
 from launcher.settings import Settings
 from launcher.signals import StopRequest, stop_on_signals
-from launcher.stop import reap_leftovers, running_launcher
+from launcher.stop import needs_docker_reaping, reap_leftovers, running_launcher
 from models.errors import ModelError
 from models.pull import pull_model
 from models.store import LocalModel, ModelNotPulledError, resolve_model
@@ -49,6 +62,10 @@ from opea.errors import OpeaChatError
 
 WATCH_INTERVAL = 0.25
 TICK = 0.1
+# Every probe of the machine (NVML, Docker, RAM) is done by then, answered or not.
+LOOK_WITHIN = 5.0
+# How long a second launch in the same home waits for the first one's session file.
+SECOND_LAUNCH_WAIT = 10.0
 
 
 def prepare_model(spec: str, paths: Paths, progress: Progress) -> LocalModel:
@@ -63,28 +80,29 @@ def prepare_model(spec: str, paths: Paths, progress: Progress) -> LocalModel:
         return resolve_model(spec, paths.models_dir)
 
 
-def check_model_fits(plan: StackPlan, settings: Settings, runtime: Runtime,
+def check_model_fits(plan: StackPlan, settings: Settings, machine: MachineFacts,
                      progress: Progress) -> None:
     """Refuse a model that cannot fit the memory it will run in, before any image pull;
     say how close it is when it fits only just."""
     shape = model_shape(plan.model)
     if shape is None:
         return
-    gpus = getattr(runtime, "gpus", None) or GpuReport()
     fit = require(model_fit(plan.model.name, shape, plan.model.format, settings,
-                            plan.runtime, gpus, probe_ram()), NotEnoughMemoryError)
+                            plan.runtime, machine.gpus, machine.ram or probe_ram()),
+                  NotEnoughMemoryError)
     if fit.status is Status.WARN:
         progress.note(f"Warning: {fit.detail}; {fit.fix}")
 
 
 def make_runtime(name: str, settings: Settings, paths: Paths,
-                 gpus: GpuReport | None = None) -> Runtime:
-    """``gpus``: what a probe already found (probing NVML again costs start-up time)."""
+                 machine: MachineFacts) -> Runtime:
+    """The runtime, given what the look at the machine found (no second probe)."""
     if name == "docker":
         from launcher.docker_runtime import DockerRuntime
 
-        return DockerRuntime(settings, paths, gpus=gpus)
-    return LocalRuntime(paths.log_dir, gpus)
+        return DockerRuntime(settings, paths, client=machine.docker_client(),
+                             gpus=machine.gpus)
+    return LocalRuntime(paths.log_dir, machine.gpus)
 
 
 def start_services(services: list[PlannedService], plan: StackPlan, runtime: Runtime,
@@ -144,49 +162,53 @@ class Session:
 
     # -- what other processes see ------------------------------------------------------
 
-    def record(self) -> dict[str, Any]:
+    def record(self) -> SessionRecord:
         with self._lock:
             return self._record(self.plan)
 
-    def _record(self, plan: StackPlan) -> dict[str, Any]:
+    def _record(self, plan: StackPlan) -> SessionRecord:
         me = psutil.Process()
-        return {
-            "launcher_pid": me.pid,
-            "launcher_create_time": me.create_time(),
-            "runtime": self.runtime.name,
-            "profile": plan.profile,
-            "model": {"name": plan.model.name, "path": str(plan.model.path),
-                      "format": plan.model.format},
-            "context_size": self.settings.context_size,
-            "started_at": self.started_at,
-            "urls": {service.name: service.url for service in plan.services},
-            "services": self.runtime.records(),
-            "control": {"port": self.control.port, "token": self.control.token},
-        }
+        return SessionRecord(
+            launcher_pid=me.pid,
+            launcher_create_time=me.create_time(),
+            runtime=self.runtime.name,
+            profile=plan.profile,
+            model=ModelRecord(name=plan.model.name, path=str(plan.model.path),
+                              format=plan.model.format),
+            context_size=self.settings.context_size,
+            started_at=self.started_at,
+            urls={service.name: service.url for service in plan.services},
+            services=tuple(self.runtime.records()),
+            control=ControlRecord(port=self.control.port, token=self.control.token),
+        )
 
     def save(self) -> None:
         write_session(self.paths.session_file, self.record())
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> StatusReport:
         """For `opea-chat status` and the app's model panel (called on another thread)."""
         with self._lock:
             plan = self.plan
         record = self._record(plan)
-        record.pop("control")
-        by_name = {entry["name"]: entry for entry in record.pop("services")}
-        record["running"] = True
-        record["uptime_s"] = round(time.time() - self.started_at, 1)
-        record["device"] = self.runtime.device()
+        by_name = {entry.name: entry for entry in record.services}
         answering = probe_each(plan.services)
-        record["services"] = [
-            {"name": service.name, "url": service.url,
-             "healthy": self.runtime.exit_status(service.name) is None
-             and answering[service.name],
-             **{key: value for key, value in by_name.get(service.name, {}).items()
-                if key in ("pid", "container", "id")}}
-            for service in plan.services
-        ]
-        return record
+
+        def health(service: PlannedService) -> ServiceHealth:
+            started = by_name.get(service.name)
+            return ServiceHealth(
+                name=service.name, url=service.url,
+                healthy=self.runtime.exit_status(service.name) is None
+                and answering[service.name],
+                pid=started.pid if isinstance(started, ProcessRecord) else None,
+                container=started.container if isinstance(started, ContainerRecord) else None,
+                id=started.id if isinstance(started, ContainerRecord) else None)
+
+        return StatusReport(
+            running=True, launcher_pid=record.launcher_pid, runtime=record.runtime,
+            profile=record.profile, model=record.model, context_size=record.context_size,
+            started_at=record.started_at, uptime_s=round(time.time() - self.started_at, 1),
+            device=self.runtime.device(), urls=record.urls,
+            services=tuple(health(service) for service in plan.services))
 
     def request_stop(self, reason: str) -> None:
         self.stop.set(reason)
@@ -227,13 +249,13 @@ class Session:
         except OpeaChatError as error:
             request.reply.set_exception(error)
 
-    def switch_model(self, spec: str) -> dict[str, Any]:
+    def switch_model(self, spec: str) -> ModelSwitch:
         """Restart only the LLM service with another model; on failure, bring the old
         one back. The app's conversations live in its own store and are not touched."""
         old = self.plan
         model = prepare_model(spec, self.paths, self.progress)
         if model.path == old.model.path:
-            return {"model": model.name, "changed": False}
+            return ModelSwitch(model=model.name, changed=False)
         new = dataclasses.replace(old, model=model,
                                   values=template_values(self.settings, model))
         self.progress.note(f"Switching the model to {model.name} ({model.path}) ...")
@@ -246,7 +268,7 @@ class Session:
             self.runtime.stop_service("llm")
             self._start_llm(old)
             raise
-        return {"model": model.name, "changed": True}
+        return ModelSwitch(model=model.name, changed=True)
 
     def _start_llm(self, plan: StackPlan) -> None:
         self.runtime.prepare(plan, self.progress)
@@ -256,72 +278,113 @@ class Session:
                        started=self.save)
 
 
-def _claim_home(paths: Paths, settings: Settings, progress: Progress) -> bool:
-    """One launcher per home. True when one already runs (its app is then opened);
-    otherwise clear what a killed one left and return False."""
-    record = read_session(paths.session_file)
-    launcher = running_launcher(record)
-    if launcher is not None and launcher.pid != os.getpid():
-        assert record is not None
-        url = record.get("urls", {}).get("app", "?")
-        progress.note(f"opea-chat is already running (launcher PID {launcher.pid}): {url}")
-        if settings.open_browser and open_in_browser(url, wait=5.0):
-            progress.note("Opened it in the browser.")
-        return True
-    left = reap_leftovers(paths, record)
+def _already_running(record: SessionRecord | None, found: Salvage | None,
+                     problem: str | None, settings: Settings, progress: Progress) -> bool:
+    """One launcher per home: True when one already runs (its app is then opened)."""
+    launcher = running_launcher(found)
+    if launcher is None or launcher.pid == os.getpid():
+        return False
+    if record is None:  # it runs, but its session file cannot be read
+        raise SessionFileError(f"opea-chat is already running (launcher PID {launcher.pid}) "
+                               f"and {problem}", hint="stop it with `opea-chat stop`")
+    url = record.urls.get("app", "?")
+    progress.note(f"opea-chat is already running (launcher PID {launcher.pid}): {url}")
+    if settings.open_browser and open_in_browser(url, wait=5.0):
+        progress.note("Opened it in the browser.")
+    return True
+
+
+def _reap(paths: Paths, found: Salvage | None, problem: str | None, machine: MachineFacts,
+          progress: Progress) -> None:
+    """Clear what a killed launcher of this home left."""
+    if problem is not None:
+        progress.note(f"Warning: {problem}")
+    left = reap_leftovers(paths, found, machine.client)
     if left:
         progress.note("Removed what an earlier launcher left running: " + ", ".join(left))
-    return False
+
+
+def _open_the_running_one(paths: Paths, settings: Settings, progress: Progress,
+                          stop: StopRequest) -> int:
+    """Another launcher holds this home: open its session once its file names it (it is
+    written before any service starts, but a first run pulls the model before that)."""
+    deadline = time.monotonic() + SECOND_LAUNCH_WAIT
+    while not stop():
+        record, found, problem = read_for_cleanup(paths.session_file)
+        if _already_running(record, found, problem, settings, progress):
+            return 0
+        if time.monotonic() >= deadline:
+            break
+        stop.wait(0.1)
+    progress.note("opea-chat is already starting in this home (another launcher holds "
+                  f"{paths.lock_file}); it opens the chat when it is ready.")
+    return 0
 
 
 def launch(settings: Settings, paths: Paths, progress: Progress) -> int:
-    with stop_on_signals() as stop, progress:
-        if _claim_home(paths, settings, progress):
+    with stop_on_signals() as stop, progress, home_lock(paths.lock_file) as mine:
+        if not mine:
+            return _open_the_running_one(paths, settings, progress, stop)
+        record, found, problem = read_for_cleanup(paths.session_file)
+        if _already_running(record, found, problem, settings, progress):
             return 0
+        # Docker only where it may be needed: a local launch never waits on the engine.
+        machine = look_at_machine(time.monotonic() + LOOK_WITHIN,
+                                  docker=settings.runtime != "local"
+                                  or needs_docker_reaping(found))
         try:
-            model = prepare_model(settings.model, paths, progress)
-        except ModelError:
-            # Ctrl+C reaches pip too (same terminal), which then fails the pull.
-            if stop():
-                raise Interrupted("stopped while pulling the model") from None
-            raise
-        machine = probe_machine() if settings.runtime == "auto" else None
-        runtime_name, reason = choose_runtime(settings.runtime, machine)
-        plan = plan_stack(settings, model, is_port_free, pick_free_port, runtime_name)
-        runtime = make_runtime(runtime_name, settings, paths,
-                               machine.gpus if machine is not None else None)
-        progress.note(f"Runtime: {runtime.name} ({reason}); profile: {plan.profile}; "
-                      f"model: {model.name} ({model.path}); logs: {paths.log_dir}")
-        for note in plan.notes:
-            progress.note(note)
-        session = Session(settings, paths, plan, runtime, progress, stop)
-        session.control.start()
-        left_behind: CleanupError | None = None
-        try:
-            session.save()
-            check_model_fits(plan, settings, runtime, progress)
-            runtime.prepare(plan, progress)
-            if stop():
-                raise Interrupted("stopped before anything was started")
-            start_services(list(plan.services), plan, runtime, stop, progress,
-                           started=session.save)
-            app_url = plan.service("app").url
-            progress.ready(app_url)
-            if settings.open_browser and not open_in_browser(app_url):
-                progress.note("No display found: open the address above in a browser.")
-            session.run()
-            progress.note(f"Stopping ({stop.signal_name}) ...")
+            return _launch(settings, paths, progress, stop, (found, problem), machine)
         finally:
-            progress.stop_waiting()
-            session.control.close()
-            try:
-                runtime.stop_all()
-            except CleanupError as problem:
-                left_behind = problem  # the session file stays: `stop` finds the rest
-                progress.note(f"Warning: {problem.one_line()}")
-            else:
-                remove_session(paths.session_file)
-        if left_behind is not None:
-            raise left_behind
-        progress.note("Stopped: every service opea-chat started has ended.")
-        return 0
+            machine.close()
+
+
+def _launch(settings: Settings, paths: Paths, progress: Progress, stop: StopRequest,
+            earlier: tuple[Salvage | None, str | None], machine: MachineFacts) -> int:
+    _reap(paths, *earlier, machine, progress)
+    try:
+        model = prepare_model(settings.model, paths, progress)
+    except ModelError:
+        # Ctrl+C reaches pip too (same terminal), which then fails the pull.
+        if stop():
+            raise Interrupted("stopped while pulling the model") from None
+        raise
+    runtime_name, reason = choose_runtime(
+        settings.runtime, machine.for_runtime_choice() if settings.runtime == "auto"
+        else None)
+    plan = plan_stack(settings, model, is_port_free, pick_free_port, runtime_name)
+    runtime = make_runtime(runtime_name, settings, paths, machine)
+    progress.note(f"Runtime: {runtime.name} ({reason}); profile: {plan.profile}; "
+                  f"model: {model.name} ({model.path}); logs: {paths.log_dir}")
+    for note in plan.notes:
+        progress.note(note)
+    session = Session(settings, paths, plan, runtime, progress, stop)
+    session.control.start()
+    left_behind: CleanupError | None = None
+    try:
+        session.save()
+        check_model_fits(plan, settings, machine, progress)
+        runtime.prepare(plan, progress)
+        if stop():
+            raise Interrupted("stopped before anything was started")
+        start_services(list(plan.services), plan, runtime, stop, progress,
+                       started=session.save)
+        app_url = plan.service("app").url
+        progress.ready(app_url)
+        if settings.open_browser and not open_in_browser(app_url):
+            progress.note("No display found: open the address above in a browser.")
+        session.run()
+        progress.note(f"Stopping ({stop.signal_name}) ...")
+    finally:
+        progress.stop_waiting()
+        session.control.close()
+        try:
+            runtime.stop_all()
+        except CleanupError as problem:
+            left_behind = problem  # the session file stays: `stop` finds the rest
+            progress.note(f"Warning: {problem.one_line()}")
+        else:
+            remove_session(paths.session_file)
+    if left_behind is not None:
+        raise left_behind
+    progress.note("Stopped: every service opea-chat started has ended.")
+    return 0

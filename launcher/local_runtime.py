@@ -14,10 +14,16 @@ import platform
 import sys
 from importlib.util import find_spec
 from pathlib import Path
-from typing import Any
 
+from launcher.devices import (
+    Placement,
+    describe_device,
+    llama_cpp_offloads,
+    model_need,
+    place_model,
+)
 from launcher.errors import ConfigError
-from launcher.gpu import GpuReport, describe_gpus, probe_gpus
+from launcher.gpu import GpuReport, probe_gpus
 from launcher.plan import PlannedService, StackPlan, render
 from launcher.ports import HOST
 from launcher.processes import (
@@ -26,8 +32,10 @@ from launcher.processes import (
     log_tail,
     start_child,
     stop_child,
+    stop_children,
 )
 from launcher.progress import Progress
+from launcher.records import ServiceRecord
 from opea.stack import APP_MODULE, MEGASERVICE_URL_VARIABLE, Role
 
 
@@ -75,17 +83,6 @@ def service_command(service: PlannedService, plan: StackPlan, gpu_layers: int = 
     return render(service.spec.local_command, local_values(service, plan, gpu_layers))
 
 
-def llama_cpp_offloads() -> bool:
-    """Whether the installed llama.cpp can put layers on a GPU (a CUDA build: see
-    scripts/build-llama.sh). The portable CPU build cannot."""
-    try:
-        import llama_cpp
-
-        return bool(llama_cpp.llama_supports_gpu_offload())
-    except (ImportError, OSError, AttributeError):
-        return False
-
-
 def cpu_name(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
     name = platform.processor() or platform.machine()
     with contextlib.suppress(OSError):
@@ -103,6 +100,7 @@ class LocalRuntime:
         self.log_dir = log_dir
         self._gpus = gpus
         self._children: dict[str, ChildProcess] = {}
+        self._placement: Placement | None = None
 
     @property
     def gpus(self) -> GpuReport:
@@ -110,18 +108,31 @@ class LocalRuntime:
             self._gpus = probe_gpus()
         return self._gpus
 
+    @property
+    def placement(self) -> Placement:
+        """Where the LLM runs; before ``prepare`` has seen the model, on the GPU wherever
+        this llama.cpp build and the machine allow it (asked once: it loads llama.cpp and
+        may probe NVML)."""
+        if self._placement is None:
+            self._placement = place_model(self.gpus, self._offloads, "the model", None)
+        return self._placement
+
     @functools.cached_property
+    def _offloads(self) -> bool:
+        return self.gpus.usable and llama_cpp_offloads()
+
+    @property
     def gpu_layers(self) -> int:
-        """All layers on the GPU where this llama.cpp build and the machine allow it (asked
-        once: it loads llama.cpp and may probe NVML)."""
-        return -1 if self.gpus.usable and llama_cpp_offloads() else 0
+        return self.placement.gpu_layers
 
     def prepare(self, plan: StackPlan, progress: Progress) -> None:
-        """Nothing to fetch: the packages are installed, the model is on disk."""
-        if self.gpus.usable and not llama_cpp_offloads():
-            progress.note("This llama.cpp was built for the CPU, so the GPU stays unused: "
-                          "rebuild it with scripts/build-llama.sh on a machine with nvcc, or "
-                          "use --runtime docker.")
+        """Nothing to fetch: the packages are installed, the model is on disk. Decide where
+        the model runs: on the GPU if llama.cpp can offload and the model fits its VRAM."""
+        if self.gpus.usable:
+            need = model_need(plan.model, int(plan.values["context_size"]))
+            self._placement = place_model(self.gpus, self._offloads, plan.model.name, need)
+            # Under the Runtime line: which device runs the model, and why not the GPU.
+            progress.note(f"Device: {self.device()}")
 
     def start(self, service: PlannedService, plan: StackPlan) -> None:
         env = child_environment()
@@ -145,14 +156,12 @@ class LocalRuntime:
         return log_tail(self._children[service].log_path, lines)
 
     def device(self) -> str:
-        if self.gpu_layers:
-            return "GPU: " + describe_gpus(self.gpus)
-        return f"CPU: {cpu_name()}"
+        return describe_device(self.placement, self.gpus, cpu_name())
 
     def log_location(self, service: str) -> str:
         return str(self.log_dir / f"{service}.log")
 
-    def records(self) -> list[dict[str, Any]]:
+    def records(self) -> list[ServiceRecord]:
         return [child.record() for child in self._children.values()]
 
     def stop_service(self, service: str) -> None:
@@ -161,5 +170,4 @@ class LocalRuntime:
             stop_child(child)
 
     def stop_all(self) -> None:
-        for name in reversed(list(self._children)):
-            stop_child(self._children[name])
+        stop_children([self._children[name] for name in reversed(list(self._children))])

@@ -16,8 +16,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from launcher.errors import ConfigError
+from launcher.errors import ConfigError, SessionFileError
 from launcher.paths import Paths
+from launcher.records import ContainerRecord
 from launcher.session_file import read_session
 from launcher.stop import running_launcher
 
@@ -62,11 +63,14 @@ def _container_lines(name: str) -> Lines:
 def log_sources(paths: Paths) -> dict[str, Lines]:
     """Every service with a log: running containers first, then the log files."""
     sources: dict[str, Lines] = {}
-    record = read_session(paths.session_file)
-    if record and record.get("runtime") == "docker" and running_launcher(record):
-        for entry in record.get("services", []):
-            if "container" in entry:
-                sources[entry["name"]] = _container_lines(entry["container"])
+    try:
+        record = read_session(paths.session_file)
+    except SessionFileError:
+        record = None  # the log files are there all the same
+    if record and record.runtime == "docker" and running_launcher(record):
+        for entry in record.services:
+            if isinstance(entry, ContainerRecord):
+                sources[entry.name] = _container_lines(entry.container)
     if paths.log_dir.is_dir():
         for path in sorted(paths.log_dir.glob("*.log")):
             sources.setdefault(path.stem, _file_lines(path))

@@ -29,6 +29,11 @@ class Paths:
         return self.config_dir / "config.toml"
 
     @property
+    def lock_file(self) -> Path:
+        """Held by the one launcher of this home (launcher/home_lock.py)."""
+        return self.state_dir / "launch.lock"
+
+    @property
     def session_file(self) -> Path:
         """What the running launcher started (PIDs, ports), for `stop` and `status`."""
         return self.state_dir / "session.json"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from launcher import __version__
 from launcher.errors import ConfigError, PortInUseError
@@ -77,7 +77,15 @@ def profile_services(profile: str, runtime: str, model: LocalModel) -> tuple[Ser
     if profile != "chat" and runtime == "local":
         raise ConfigError(f"the {profile} profile runs OPEA's containers",
                           hint="use --runtime docker, or --profile chat")
-    return (llm_spec(runtime, model), *PROFILES[profile].services)
+    services = PROFILES[profile].services
+    after = PROFILES[profile].llm_after
+    llm = llm_spec(runtime, model)
+    if not after:
+        return (llm, *services)
+    # The LLM waits for these and starts right after the last of them.
+    position = max(i for i, spec in enumerate(services) if spec.name in after) + 1
+    llm = replace(llm, waits_for=(*llm.waits_for, *after))
+    return (*services[:position], llm, *services[position:])
 
 
 def template_values(settings: Settings, model: LocalModel) -> dict[str, str]:
@@ -89,7 +97,8 @@ def template_values(settings: Settings, model: LocalModel) -> dict[str, str]:
         "threads": str(settings.llm_threads or os.cpu_count() or 1),
         "embedding_model": settings.embedding_model,
         "reranker_model": settings.reranker_model,
-        "registry": settings.registry,
+        # OPEA's REGISTRY: it replaces the `opea` namespace (``${REGISTRY:-opea}/chatqna``).
+        "registry": settings.registry.rstrip("/") or "opea",
         "tag": settings.tag,
         "version": __version__,
     }
@@ -115,13 +124,25 @@ def plan_stack(
     _check_order(specs)
     planned: list[PlannedService] = []
     notes: list[str] = []
-    taken: set[int] = set()
+    taken: dict[int, ServiceSpec] = {}
     for spec in specs:
         setting = spec.port_setting
         wanted: int = getattr(settings, setting) if setting else spec.default_port
         port = wanted
+        explicit = setting is not None and not settings.is_default(setting)
+        earlier = taken.get(wanted)
+        if explicit and earlier is not None and earlier.port_setting is not None \
+                and not settings.is_default(earlier.port_setting):
+            assert setting is not None
+            raise PortInUseError(
+                f"port {wanted} was given twice: to the {earlier.name} service "
+                f"({earlier.port_setting}, from {settings.source_of(earlier.port_setting)}) "
+                f"and to the {spec.name} service ({setting}, from "
+                f"{settings.source_of(setting)})",
+                hint="give each service its own port")
         if wanted in taken or not is_free(wanted):
-            if setting and not settings.is_default(setting):
+            if explicit:
+                assert setting is not None
                 flag = "--" + setting.replace("_", "-")
                 raise PortInUseError(
                     f"port {wanted} for the {spec.name} service is already in use "
@@ -132,7 +153,7 @@ def plan_stack(
             if not port:
                 raise PortInUseError(f"found no free port for the {spec.name} service")
             notes.append(f"port {wanted} ({spec.name}) is in use; using {port} instead")
-        taken.add(port)
+        taken[port] = spec
         timeout = (getattr(settings, spec.timeout_setting) if spec.timeout_setting
                    else spec.default_timeout)
         planned.append(PlannedService(spec=spec, port=port, start_timeout=timeout))

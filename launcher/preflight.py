@@ -15,15 +15,17 @@ from pathlib import Path
 import psutil
 
 from launcher.checks import (
+    RERANKER_VRAM,
     UNPACK_FACTOR,
     Check,
     MemoryTarget,
+    Status,
     disk_check,
     fit_check,
     gpus_for_llm,
     memory_target,
 )
-from launcher.gpu import GpuReport
+from launcher.gpu import Gpu, GpuReport
 from launcher.plan import llm_spec
 from launcher.settings import Settings
 from models.catalogue import CatalogueEntry
@@ -31,6 +33,7 @@ from models.errors import ModelError
 from models.formats import FORMATS, ModelFormat
 from models.memory import ModelShape, estimate
 from models.store import LocalModel
+from opea.stack import PROFILES, tei_gpu_tag
 
 
 @dataclass(frozen=True)
@@ -67,17 +70,37 @@ def llm_memory_target(model_format: ModelFormat, settings: Settings, runtime: st
         needs_gpu = llm_spec(runtime, placeholder).needs_gpu
     except ModelError:  # not servable on this runtime: the plan says so on its own
         needs_gpu = False
-    return memory_target(FORMATS[model_format].server,
-                         gpus_for_llm(runtime, needs_gpu, settings.gpus, gpus),
-                         ram.available, ram.total)
+    given = gpus_for_llm(runtime, needs_gpu, settings.gpus, gpus)
+    return memory_target(FORMATS[model_format].server, given, ram.available, ram.total,
+                         reserved=reranker_vram(settings, given))
+
+
+def reranker_vram(settings: Settings, gpus: list[Gpu] | None) -> int:
+    """VRAM the reranker holds on the LLM's first GPU when the LLM starts: in the rag
+    profile the reranker starts first on the same GPU (see ``Profile.llm_after``)."""
+    if not gpus or "reranking" not in PROFILES[settings.profile].llm_after or \
+            tei_gpu_tag(gpus[0].compute_capability) is None:
+        return 0
+    return RERANKER_VRAM
 
 
 def model_fit(name: str, shape: ModelShape, model_format: ModelFormat, settings: Settings,
               runtime: str, gpus: GpuReport, ram: Ram) -> Check:
-    """Will the model fit the memory it runs in?"""
+    """Will the model fit the memory it runs in? On the local runtime with a llama.cpp that
+    can offload, that is the GPUs' VRAM where the model fits there (the local runtime then
+    puts it there, see ``launcher.devices``), else RAM."""
     server = FORMATS[model_format].server
-    return fit_check(name, estimate(shape, settings.context_size, server),
-                     llm_memory_target(model_format, settings, runtime, gpus, ram), server)
+    need = estimate(shape, settings.context_size, server)
+    if runtime == "local" and gpus.usable:
+        from launcher.devices import llama_cpp_offloads
+
+        if llama_cpp_offloads():
+            on_gpu = fit_check(name, need, memory_target(server, list(gpus.gpus), 0, 0),
+                               server)
+            if on_gpu.status is not Status.FAIL:
+                return on_gpu
+    return fit_check(name, need, llm_memory_target(model_format, settings, runtime, gpus, ram),
+                     server)
 
 
 def images_disk_check(root: Path, downloads: Mapping[str, int | None]) -> Check:

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import psutil
 
+from launcher.records import ProcessRecord
+
 
 @dataclass
 class ChildProcess:
@@ -33,9 +35,9 @@ class ChildProcess:
     def exit_code(self) -> int | None:
         return self.popen.poll()
 
-    def record(self) -> dict[str, object]:
-        return {"name": self.name, "pid": self.pid, "pgid": self.pid,
-                "create_time": self.create_time, "log": str(self.log_path)}
+    def record(self) -> ProcessRecord:
+        return ProcessRecord(name=self.name, pid=self.pid, pgid=self.pid,
+                             create_time=self.create_time, log=str(self.log_path))
 
 
 def start_child(name: str, command: list[str], log_path: Path, env: dict[str, str]) -> ChildProcess:
@@ -59,32 +61,45 @@ def start_child(name: str, command: list[str], log_path: Path, env: dict[str, st
     return ChildProcess(name=name, popen=popen, log_path=log_path, create_time=create_time)
 
 
-def _group_members(pgid: int, not_before: float) -> list[psutil.Process]:
-    """Processes still in our child's group: a child's own children can outlive it."""
+def _group_members(children: list[ChildProcess]) -> list[psutil.Process]:
+    """Processes still in our children's groups (a child's own children can outlive it),
+    found in one pass over the process table."""
+    groups = {child.pid: child.create_time for child in children}
     members = []
     for process in psutil.process_iter(["pid", "create_time"]):
         with contextlib.suppress(psutil.Error, ProcessLookupError):
-            if os.getpgid(process.pid) == pgid and process.info["create_time"] >= not_before:
+            pgid = os.getpgid(process.pid)
+            if pgid in groups and process.info["create_time"] >= groups[pgid]:
                 members.append(process)
     return members
 
 
-def stop_child(child: ChildProcess, timeout: float = 5.0) -> None:
-    """SIGTERM the child's process group, then SIGKILL whatever is left after ``timeout``."""
-    if child.exit_code() is None:
+def stop_children(children: list[ChildProcess], timeout: float = 5.0) -> None:
+    """SIGTERM every child's process group at once (in the order given), wait for them
+    together, SIGKILL whatever is left after ``timeout``: the stop takes as long as the
+    slowest child, not the sum of all."""
+    running = [child for child in children if child.exit_code() is None]
+    for child in running:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(child.pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for child in running:
         try:
-            child.popen.wait(timeout)
+            child.popen.wait(max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(child.pid, signal.SIGKILL)
             child.popen.wait(timeout)
-    leftovers = _group_members(child.pid, child.create_time)
+    leftovers = _group_members(children)
     for process in leftovers:
         with contextlib.suppress(psutil.Error):
             process.kill()
     psutil.wait_procs(leftovers, timeout=timeout)
+
+
+def stop_child(child: ChildProcess, timeout: float = 5.0) -> None:
+    """SIGTERM the child's process group, then SIGKILL whatever is left after ``timeout``."""
+    stop_children([child], timeout)
 
 
 def log_tail(path: Path, lines: int = 50) -> str:

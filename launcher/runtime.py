@@ -6,10 +6,11 @@ ask whether it is still running, read its log, and stop everything it started.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Protocol
 
 from launcher.plan import PlannedService, StackPlan
 from launcher.progress import Progress
+from launcher.records import ServiceRecord
 
 
 class Runtime(Protocol):
@@ -31,7 +32,7 @@ class Runtime(Protocol):
     def device(self) -> str:
         """Where the model runs, in words ("CPU, 16 threads", "NVIDIA H200, 141 GB")."""
 
-    def records(self) -> list[dict[str, Any]]:
+    def records(self) -> list[ServiceRecord]:
         """What was started, for the session file (PIDs or container ids)."""
 
     def stop_service(self, service: str) -> None:

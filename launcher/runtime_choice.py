@@ -30,13 +30,3 @@ def choose_runtime(requested: str, machine: Machine | None) -> tuple[str, str]:
     names = ", ".join(gpu.name for gpu in machine.gpus.gpus)
     return "docker", f"Docker with the NVIDIA runtime and {names}"
 
-
-def probe_machine() -> Machine:
-    from launcher.docker_engine import probe_docker
-    from launcher.gpu import probe_gpus
-
-    facts, client = probe_docker(timeout=3)
-    if client is not None:
-        client.close()
-    return Machine(docker_problem=facts.problem, nvidia_runtime=facts.nvidia_runtime,
-                   gpus=probe_gpus())

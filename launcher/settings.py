@@ -34,6 +34,7 @@ from typing import Any, TypeVar, get_type_hints
 
 from launcher.errors import ConfigError
 from launcher.paths import Paths
+from opea.stack import OPEA_RELEASE
 from opea.stack import PROFILES as STACK_PROFILES
 
 ENV_PREFIX = "OPEA_CHAT_"
@@ -153,10 +154,14 @@ class Settings:
     gpus: str = setting("all", "docker: GPUs for the services that need one: all, none, "
                         "or a number", flag=Flag.STACK, metavar="all|N|none", check=_gpus)
     registry: str = setting(
-        "", "docker: registry (namespace) of the `opea/*` images, like OPEA's `REGISTRY`")
-    tag: str = setting("latest", "docker: tag of the `opea/*` images, like OPEA's `TAG`")
+        "", "docker: the namespace of the `opea/*` images, like OPEA's `REGISTRY` "
+        "(`${REGISTRY:-opea}/chatqna`: empty means `opea`)")
+    tag: str = setting(OPEA_RELEASE, "docker: tag of the `opea/*` images, like OPEA's `TAG` "
+                       "(default: the release of the pinned opea-comps)")
     embedding_model: str = setting(
-        "bge-base-en-v1.5", "rag: the embedding model's folder inside the models folder")
+        "bge-base-en-v1.5", "rag: the embedding model (docker: a TEI model folder in the "
+        "models folder; local: all-minilm-l6-v2, used when this is left at its default)",
+        flag=Flag.STACK, metavar="NAME|PATH")
     reranker_model: str = setting(
         "bge-reranker-base", "rag: the reranker model's folder inside the models folder")
     images: Mapping[str, str] = field(default_factory=dict)

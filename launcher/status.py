@@ -8,27 +8,26 @@ killed one left something behind.
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from launcher.control import ControlClient
 from launcher.paths import Paths
+from launcher.records import StatusReport
 from launcher.session_file import read_session
 from launcher.stop import running_launcher
 
 NOT_RUNNING = 3  # as `systemctl status` says of a unit that is not active
 
 
-def collect_status(paths: Paths) -> dict[str, Any]:
+def collect_status(paths: Paths) -> StatusReport:
+    """Raises SessionFileError for a session file that cannot be read (`stop` cleans up)."""
     record = read_session(paths.session_file)
     launcher = running_launcher(record)
     if launcher is None:
-        status: dict[str, Any] = {"running": False}
-        if record:
-            status["left_behind"] = [entry["name"] for entry in record.get("services", [])]
-        return status
+        return StatusReport(running=False, left_behind=tuple(
+            entry.name for entry in record.services) if record else ())
     client = ControlClient.from_session(record)
     if client is None:
-        return {"running": True, "launcher_pid": launcher.pid}
+        return StatusReport(running=True, launcher_pid=launcher.pid)
     try:
         return client.status()
     finally:
@@ -43,33 +42,33 @@ def _duration(seconds: float) -> str:
     return f"{minutes} min {seconds} s" if minutes else f"{seconds} s"
 
 
-def render_status(status: dict[str, Any]) -> str:
-    if not status["running"]:
+def render_status(status: StatusReport) -> str:
+    if not status.running:
         lines = ["opea-chat is not running."]
-        if status.get("left_behind"):
+        if status.left_behind:
             lines.append("A launcher that was killed left a session behind ("
-                         + ", ".join(status["left_behind"])
+                         + ", ".join(status.left_behind)
                          + "); `opea-chat stop` removes it.")
         return "\n".join(lines)
-    model = status.get("model", {})
+    model = status.model
     lines = [
-        f"opea-chat is running (launcher PID {status['launcher_pid']}, "
-        f"up {_duration(status.get('uptime_s', 0))})",
-        f"  runtime   {status.get('runtime')}, profile {status.get('profile')}",
-        f"  model     {model.get('name')} ({model.get('path')})",
-        f"  device    {status.get('device')}",
-        f"  app       {status.get('urls', {}).get('app')}",
+        f"opea-chat is running (launcher PID {status.launcher_pid}, "
+        f"up {_duration(status.uptime_s)})",
+        f"  runtime   {status.runtime}, profile {status.profile}",
+        f"  model     {model.name if model else None} ({model.path if model else None})",
+        f"  device    {status.device}",
+        f"  app       {status.urls.get('app')}",
         "  services",
     ]
-    for service in status.get("services", []):
-        where = f"PID {service['pid']}" if "pid" in service else \
-            f"container {service.get('container', '?')}"
-        health = "healthy" if service["healthy"] else "NOT healthy"
-        lines.append(f"    {service['name']:<12} {service['url']:<24} {health:<12} {where}")
+    for service in status.services:
+        where = f"PID {service.pid}" if service.pid is not None else \
+            f"container {service.container or '?'}"
+        health = "healthy" if service.healthy else "NOT healthy"
+        lines.append(f"    {service.name:<12} {service.url:<24} {health:<12} {where}")
     return "\n".join(lines)
 
 
 def show_status(paths: Paths, as_json: bool) -> int:
     status = collect_status(paths)
-    print(json.dumps(status, indent=2) if as_json else render_status(status))
-    return 0 if status["running"] else NOT_RUNNING
+    print(json.dumps(status.to_json(), indent=2) if as_json else render_status(status))
+    return 0 if status.running else NOT_RUNNING

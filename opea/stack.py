@@ -10,9 +10,10 @@ in by the planner for one launch (``launcher.plan``), differently for processes 
 127.0.0.1 and containers on a session network.
 
 Profiles follow OPEA's ChatQnA on NVIDIA (GenAIExamples ChatQnA/docker_compose/nvidia/gpu),
-with its known weak points fixed: ports on 127.0.0.1 only, each service started only once
-what it needs is healthy, ``LLM_MODEL`` passed, dataprep given the variable it actually reads
-(``TEI_EMBEDDING_ENDPOINT``), models read from a local folder with the hubs switched off.
+with its known weak points fixed: ports on 127.0.0.1 only, each service started as soon as
+what it needs in order to start is healthy, ``LLM_MODEL`` passed, dataprep given the
+variable it actually reads (``TEI_EMBEDDING_ENDPOINT``), models read from a local folder
+with the hubs switched off.
 """
 
 from __future__ import annotations
@@ -46,7 +47,9 @@ class Health:
 @dataclass(frozen=True)
 class Container:
     """How a service runs as a container. ``image`` may hold ``{registry}`` and ``{tag}``
-    (OPEA's REGISTRY/TAG); ``gpu_image`` is used instead when the service gets a GPU."""
+    (OPEA's REGISTRY/TAG: ``${REGISTRY:-opea}/chatqna:${TAG}``, so the registry setting
+    replaces the ``opea`` namespace); ``gpu_image`` is used instead when the service gets a
+    GPU."""
 
     image: str
     port: int
@@ -62,6 +65,9 @@ class Container:
     # What the image has for an in-container health check (compose healthchecks): OPEA's
     # Python images have no curl.
     health_tool: str = "curl"
+    # The CUDA version ``gpu_image`` was built for (its NVIDIA_REQUIRE_CUDA), so doctor can
+    # compare it with the driver before the image is pulled.
+    gpu_cuda: str | None = None
 
 
 @dataclass(frozen=True)
@@ -75,18 +81,40 @@ class ServiceSpec:
     port_setting: str | None = None
     timeout_setting: str | None = None
     default_timeout: float = 120.0
+    # Services that must be healthy before this one can START (it connects to them while
+    # starting, or fails without them).
     waits_for: tuple[str, ...] = ()
+    # Services this one calls once running but starts without: they start side by side,
+    # and Ready waits for every service anyway. The compose export still orders by them.
+    uses: tuple[str, ...] = ()
     needs_gpu: bool = False
     container: Container | None = None
     local_command: tuple[str, ...] | None = None
 
+    @property
+    def needs(self) -> tuple[str, ...]:
+        """Every service this one needs to be of use: what it waits for and what it uses."""
+        return self.waits_for + tuple(name for name in self.uses if name not in self.waits_for)
+
 
 HF_OFFLINE = (("HF_HUB_OFFLINE", "1"), ("TRANSFORMERS_OFFLINE", "1"))
+# The OPEA release whose images (opea/chatqna, opea/dataprep, opea/retriever) match the
+# opea-comps this project pins: never `latest`, which moves under a user's feet (ChatQnA
+# 1.3/1.4 put a raw JSON chunk into answers that 1.5 no longer does).
+OPEA_RELEASE = "1.5"
+# OPEA's images insist on a Hugging Face token although, with the hub offline and models
+# read from /models, none is ever sent: they get this placeholder, never the user's token.
+HF_TOKEN_PLACEHOLDER = "offline-no-token"  # noqa: S105 (not a secret: a stand-in)
+HF_TOKENS = (("HF_TOKEN", HF_TOKEN_PLACEHOLDER),
+             ("HUGGINGFACEHUB_API_TOKEN", HF_TOKEN_PLACEHOLDER))
 CHATQNA_PATH = "/v1/chatqna"
 # Tells the app which megaservice to talk to (process or container alike).
 MEGASERVICE_URL_VARIABLE = "OPEA_CHAT_MEGASERVICE_URL"
 
 # --- LLM servers: which one serves a model depends on the runtime and the model's format.
+
+# The llama.cpp build of the server images (ghcr.io/ggml-org/llama.cpp:server[-cuda]-bNNNN).
+LLAMA_CPP_BUILD = "b11429"
 
 LLAMA_CPP_PYTHON = ServiceSpec(
     name="llm",
@@ -120,8 +148,12 @@ LLAMA_CPP_SERVER = ServiceSpec(
     timeout_setting="llm_start_timeout",
     needs_gpu=True,
     container=Container(
-        image="ghcr.io/ggml-org/llama.cpp:server",
-        gpu_image="ghcr.io/ggml-org/llama.cpp:server-cuda",
+        # Pinned to one build: the plain tags float, so two launches a day apart could run
+        # two different servers. Both tags name the same build.
+        image=f"ghcr.io/ggml-org/llama.cpp:server-{LLAMA_CPP_BUILD}",
+        gpu_image=f"ghcr.io/ggml-org/llama.cpp:server-cuda-{LLAMA_CPP_BUILD}",
+        # llama.cpp's .devops/cuda.Dockerfile: ARG CUDA_VERSION=12.8.1.
+        gpu_cuda="12.8",
         port=8080,
         command=(
             "--model", "/models/{model_file}", "--alias", "{model_name}",
@@ -144,10 +176,20 @@ TGI = ServiceSpec(
     container=Container(
         image="ghcr.io/huggingface/text-generation-inference:2.4.1",
         port=80,
-        command=("--model-id", "/models/{model_file}", "--usage-stats", "off"),
+        command=(
+            "--model-id", "/models/{model_file}", "--usage-stats", "off",
+            # TGI ignores a context size: without these it serves min(4096, the model's
+            # own maximum), not what the fit check counted the KV cache for.
+            "--max-total-tokens", "{context_size}", "--max-input-tokens", "{max_input_tokens}",
+            # With every GPU given (NVIDIA_VISIBLE_DEVICES=all) TGI would start one shard
+            # only; the planner passes the number of GPUs the container gets.
+            "--num-shard", "{num_shard}",
+        ),
         environment=HF_OFFLINE,
         models_mount="/models",
         shm_size="1g",
+        # TGI 2.4.1's image is built on CUDA 12.4.
+        gpu_cuda="12.4",
     ),
 )
 
@@ -161,19 +203,20 @@ CHAT_MEGASERVICE = ServiceSpec(
     default_port=8888,
     port_setting="megaservice_port",
     timeout_setting="megaservice_start_timeout",
-    # OPEA's megaservice never checks its LLM, so start it only once the LLM answers.
-    waits_for=("llm",),
+    # It calls the LLM per request and never at start, so both start together.
+    uses=("llm",),
     container=Container(
         # OPEA's ChatQnA image has comps installed; it runs our chat graph (mounted
         # read-only) instead of its RAG one, so the chat profile needs no image of ours.
-        image="{registry}opea/chatqna:{tag}",
+        image="{registry}/chatqna:{tag}",
         port=8888,
         entrypoint=("python",),
         # The app container addresses it by its service name on the session's network.
         command=("-m", "opea.megaservice", "--host", "0.0.0.0", "--port", "8888",
                  "--llm-url", "{llm_url}", "--model", "{model_name}",
                  "--allowed-host", "megaservice"),
-        environment=(("PYTHONPATH", "/home/user/opea-chat"), ("no_proxy", "*")),
+        # The image's own PYTHONPATH (`:/home/user`, where comps lives) is kept.
+        environment=(("PYTHONPATH", "/home/user/opea-chat:/home/user"), ("no_proxy", "*")),
         mounts_project=True,
         health_tool="python",
     ),
@@ -195,7 +238,8 @@ CHAT_APP = ServiceSpec(
     default_port=8501,
     port_setting="app_port",
     timeout_setting="app_start_timeout",
-    waits_for=("megaservice",),
+    # The page asks the megaservice only when a user chats.
+    uses=("megaservice",),
     container=Container(
         image="opea-chat/app:{version}",
         port=8501,
@@ -269,11 +313,14 @@ DATAPREP = ServiceSpec(
     default_timeout=300.0,
     waits_for=("vector-db", "embedding"),
     container=Container(
-        image="{registry}opea/dataprep:{tag}",
+        image="{registry}/dataprep:{tag}",
         port=5000,
-        environment=(REDIS_URL, INDEX_NAME, TEI_EMBEDDING, *HF_OFFLINE,
+        # Its image sets HF_HUB_CACHE=/data, which HF_HOME does not override; 1.4+ refuses
+        # to start without HF_TOKEN, 1.3 without HUGGINGFACEHUB_API_TOKEN.
+        environment=(REDIS_URL, INDEX_NAME, TEI_EMBEDDING, *HF_OFFLINE, *HF_TOKENS,
                      ("DATAPREP_COMPONENT_NAME", "OPEA_DATAPREP_REDIS"),
-                     ("HF_HOME", "/models/hf-cache")),
+                     ("EMBED_MODEL", "/models/{embedding_model}"),
+                     ("HF_HUB_CACHE", "/models/hf-cache")),
         models_mount="/models",
         health_tool="python",
     ),
@@ -288,11 +335,14 @@ RETRIEVER = ServiceSpec(
     default_timeout=300.0,
     waits_for=("vector-db", "embedding"),
     container=Container(
-        image="{registry}opea/retriever:{tag}",
+        image="{registry}/retriever:{tag}",
         port=7000,
-        environment=(REDIS_URL, INDEX_NAME, TEI_EMBEDDING, *HF_OFFLINE,
+        # It loads EMBED_MODEL at import even with TEI_EMBEDDING_ENDPOINT set (default
+        # BAAI/bge-base-en-v1.5 from the hub, which is offline): give it the local folder.
+        environment=(REDIS_URL, INDEX_NAME, TEI_EMBEDDING, *HF_OFFLINE, *HF_TOKENS,
                      ("RETRIEVER_COMPONENT_NAME", "OPEA_RETRIEVER_REDIS"),
-                     ("HF_HOME", "/models/hf-cache")),
+                     ("EMBED_MODEL", "/models/{embedding_model}"),
+                     ("HF_HUB_CACHE", "/models/hf-cache")),
         models_mount="/models",
         health_tool="python",
     ),
@@ -306,9 +356,10 @@ RAG_MEGASERVICE = ServiceSpec(
     default_port=8888,
     port_setting="megaservice_port",
     timeout_setting="megaservice_start_timeout",
-    waits_for=("llm", "embedding", "retriever", "reranking"),
+    # ChatQnA's megaservice builds its graph of remote services without calling them.
+    uses=("llm", "embedding", "retriever", "reranking"),
     container=Container(
-        image="{registry}opea/chatqna:{tag}",
+        image="{registry}/chatqna:{tag}",
         port=8888,
         environment=(
             ("MEGA_SERVICE_PORT", "8888"),
@@ -322,8 +373,8 @@ RAG_MEGASERVICE = ServiceSpec(
     ),
 )
 
-# The same app; it also waits for dataprep, so that at Ready documents can be added too.
-RAG_APP = replace(CHAT_APP, waits_for=("megaservice", "dataprep"))
+# The same app; it also uses dataprep (Ready waits for it: documents can be added then).
+RAG_APP = replace(CHAT_APP, uses=("megaservice", "dataprep"))
 
 
 @dataclass(frozen=True)
@@ -332,6 +383,10 @@ class Profile:
     description: str
     # The LLM slot is filled per launch (llama.cpp or TGI, by runtime and model format).
     services: tuple[ServiceSpec, ...] = field(default_factory=tuple)
+    # Services the LLM starts after. TGI takes ~90% of the free VRAM at warm-up: a reranker
+    # starting on the same GPU at the same moment races it for memory on small GPUs, so the
+    # reranker starts first and TGI sizes its cache around it.
+    llm_after: tuple[str, ...] = ()
 
 
 PROFILES: dict[str, Profile] = {
@@ -340,20 +395,29 @@ PROFILES: dict[str, Profile] = {
         "rag",
         "ChatQnA with retrieval: vector DB, dataprep, embedding, retriever, reranker",
         (VECTOR_DB, EMBEDDING, RERANKER, DATAPREP, RETRIEVER, RAG_MEGASERVICE, RAG_APP),
+        llm_after=("reranking",),
     ),
 }
 
-# TEI's GPU images are built per compute capability (GenAIExamples' notes; V100 has none).
+# TEI's GPU images are built per compute capability (TEI 1.9's README, "Docker Images";
+# V100 has none). 1.6 and later carry curl, which the compose healthcheck runs.
+TEI_RELEASE = "1.9"
 TEI_GPU_TAGS: dict[tuple[int, int], str] = {
-    (7, 5): "turing-1.5",
-    (8, 0): "1.5",
-    (8, 6): "86-1.5",
-    (8, 7): "86-1.5",
-    (8, 9): "89-1.5",
-    (9, 0): "hopper-1.5",
+    (7, 5): f"turing-{TEI_RELEASE}",
+    (8, 0): TEI_RELEASE,
+    (8, 6): f"86-{TEI_RELEASE}",
+    (8, 7): f"86-{TEI_RELEASE}",
+    (8, 9): f"89-{TEI_RELEASE}",
+    (9, 0): f"hopper-{TEI_RELEASE}",
+    (10, 0): f"100-{TEI_RELEASE}",
+    (12, 0): f"120-{TEI_RELEASE}",
 }
+# TEI's all-architecture image (Ampere and newer), for GPUs newer than the table.
+TEI_ANY_GPU_TAG = f"cuda-{TEI_RELEASE}"
 
 
 def tei_gpu_tag(compute_capability: tuple[int, int]) -> str | None:
     """The TEI GPU image tag for a compute capability, or None where TEI has no build."""
-    return TEI_GPU_TAGS.get(compute_capability)
+    if compute_capability in TEI_GPU_TAGS:
+        return TEI_GPU_TAGS[compute_capability]
+    return TEI_ANY_GPU_TAG if compute_capability >= (8, 0) else None

@@ -12,7 +12,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
 VERSION=${LLAMA_CPP_VERSION:-0.3.36}
+# scripts/gpu-check.sh builds its CUDA wheel into a wheelhouse of its own.
 WHEELHOUSE=${OPEA_CHAT_WHEELHOUSE:-${XDG_CACHE_HOME:-$HOME/.cache}/opea-chat/wheelhouse}
+# A local sdist (a machine without network): LLAMA_CPP_SOURCE=/path/llama_cpp_python-X.tar.gz
+SOURCE=${LLAMA_CPP_SOURCE:-llama-cpp-python==$VERSION}
 
 if [ -z "${CMAKE_ARGS:-}" ]; then
     if command -v nvidia-smi >/dev/null 2>&1 && command -v nvcc >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
@@ -33,5 +36,5 @@ fi
 rm -f "$WHEELHOUSE"/llama_cpp_python-*.whl "$stamp"
 echo "llama-cpp-python $VERSION: building (a few minutes) with CMAKE_ARGS=$CMAKE_ARGS"
 CMAKE_ARGS="$CMAKE_ARGS" "$PY" -m pip wheel --no-cache-dir --no-deps \
-    -w "$WHEELHOUSE" "llama-cpp-python==$VERSION"
+    -w "$WHEELHOUSE" "$SOURCE"
 printf '%s' "$CMAKE_ARGS" > "$stamp"

@@ -13,13 +13,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from playwright.sync_api import Browser, Locator, Page, sync_playwright
+from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu",
                  "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "browser"
+STATS = re.compile(r"tokens/s|cached")  # the statistics line of a stored answer
 
 
 @contextmanager
@@ -46,6 +48,7 @@ class ChatPage:
         self.page = page
         self.url = url
         self.errors: list[str] = []
+        self._answered = 0
         page.on("pageerror", lambda error: self.errors.append(str(error)))
 
     def open(self, query: str = "") -> ChatPage:
@@ -61,10 +64,17 @@ class ChatPage:
     def messages(self) -> Locator:
         return self.page.get_by_test_id("stChatMessage")
 
+    @property
+    def answers(self) -> Locator:
+        return self.messages.filter(has=self.page.get_by_test_id("stChatMessageAvatarAssistant"))
+
+    @property
+    def stored_answers(self) -> Locator:
+        """Answers as shown once stored: only those carry the statistics line."""
+        return self.answers.filter(has=self.page.get_by_text(STATS))
+
     def assistant(self, index: int = -1) -> Locator:
-        answers = self.page.get_by_test_id("stChatMessage").filter(
-            has=self.page.get_by_test_id("stChatMessageAvatarAssistant"))
-        return answers.nth(index) if index >= 0 else answers.last
+        return self.answers.nth(index) if index >= 0 else self.answers.last
 
     @property
     def stop_button(self) -> Locator:
@@ -72,41 +82,55 @@ class ChatPage:
         return self.page.get_by_test_id("stMainBlockContainer").get_by_role(
             "button", name=re.compile(r"^Stop"))
 
-    def wait_idle(self, timeout: float = 60) -> None:
-        """Until the page has run its script and nothing is running."""
+    def wait_idle(self, timeout: float = 120) -> None:
+        """Until the page's script has finished its run.
+
+        Only call it once something shows that the run to wait for has started (a new
+        address, new text), or after loading the page: right after a click or a key the
+        page still says "not running" until the server has begun the run. Streamlit marks
+        the run's state on its root element; its status widget is no signal, as it only
+        appears once a run has taken 0.5 s, and until a run ends the page still shows the
+        previous run's elements."""
         try:
+            expect(self.page.get_by_test_id("stApp")).to_have_attribute(
+                "data-test-script-state", "notRunning", timeout=timeout * 1000)
             self.input.wait_for(timeout=timeout * 1000)
         except Exception:
             screenshot(self.page, f"failed-{time.strftime('%H%M%S')}")  # for the person
             raise
-        deadline = time.monotonic() + timeout
-        while self.page.get_by_test_id("stStatusWidget").count():
-            if time.monotonic() > deadline:
-                raise AssertionError("the page kept running")
-            time.sleep(0.1)
-        time.sleep(0.3)  # let the last deltas paint
 
     def send(self, text: str) -> None:
+        """Type and send a question; ``wait_for_answer`` then waits for its answer."""
+        self._answered = self.stored_answers.count()
         self.input.fill(text)
         self.input.press("Enter")
 
-    def wait_for_answer(self, timeout: float = 120) -> str:
-        """Send's answer, once stored (its statistics line is shown)."""
-        self.assistant().get_by_text(re.compile(r"tokens/s|cached")).wait_for(
-            timeout=timeout * 1000)
+    def wait_for_answer(self, timeout: float = 300) -> str:
+        """The answer to the question just sent, once stored (one more answer with its
+        statistics line than before sending: the previous answer has one too)."""
+        try:
+            expect(self.stored_answers).to_have_count(self._answered + 1,
+                                                      timeout=timeout * 1000)
+        except Exception:
+            screenshot(self.page, f"failed-{time.strftime('%H%M%S')}")  # for the person
+            raise
         self.wait_idle()
         return self.assistant().get_by_test_id("stMarkdownContainer").first.inner_text()
 
     def open_section(self, name: str) -> Locator:
-        """Open a sidebar expander (a click can land while the page re-renders: retry)."""
+        """Open a sidebar expander (a click can land while the page re-renders and be
+        undone by it: click again until the section stays open)."""
         section = self.page.get_by_test_id("stSidebar").get_by_test_id("stExpander").filter(
             has=self.page.get_by_text(name, exact=True))
-        details = section.locator("details")
+        opened = section.locator("details[open]")
         for _ in range(10):
-            if details.get_attribute("open") is not None:
+            if opened.count():
                 return section
             section.locator("summary").click()
-            time.sleep(0.5)
+            try:
+                opened.wait_for(timeout=3000)
+            except PlaywrightTimeoutError:
+                continue
         raise AssertionError(f"the {name} section did not open")
 
     def sidebar_button(self, title: str) -> Locator:

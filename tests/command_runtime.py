@@ -4,11 +4,11 @@ the launch machinery (health waits, start order) with real processes."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from launcher.plan import PlannedService, StackPlan
 from launcher.processes import ChildProcess, describe_exit, log_tail, start_child, stop_child
 from launcher.progress import Progress
+from launcher.records import ServiceRecord
 
 
 class CommandRuntime:
@@ -45,7 +45,7 @@ class CommandRuntime:
     def log_location(self, service: str) -> str:
         return str(self.children[service].log_path)
 
-    def records(self) -> list[dict[str, Any]]:
+    def records(self) -> list[ServiceRecord]:
         return [child.record() for child in self.children.values()]
 
     def stop_all(self) -> None:

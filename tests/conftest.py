@@ -38,3 +38,13 @@ def home_with_model(home: Path, smollm2: Path) -> Path:
     models.mkdir(parents=True)
     (models / smollm2.name).symlink_to(smollm2)
     return home
+
+
+@pytest.fixture(scope="session")
+def minilm(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real all-MiniLM-L6-v2 embedding model folder, pulled through the product's own
+    pull path."""
+    from models.embedding import pull_embedding_model
+
+    models_dir = tmp_path_factory.mktemp("pulled-embedding")
+    return pull_embedding_model("all-minilm-l6-v2", models_dir, say=lambda text: None).path

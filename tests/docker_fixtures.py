@@ -17,7 +17,7 @@ from launcher.docker_engine import connect
 from launcher.errors import DockerUnavailableError
 from launcher.ports import pick_free_port
 from launcher.processes import start_child, stop_child
-from tests.docker_images import build_all
+from tests.docker_images import STAND_INS, build_all
 
 REGISTRY_BINARY = "/usr/bin/docker-registry"
 
@@ -33,8 +33,16 @@ def docker_client() -> Iterator[docker.DockerClient]:
 
 
 @pytest.fixture(scope="session")
-def test_images(docker_client: docker.DockerClient) -> None:
+def built_test_images(docker_client: docker.DockerClient) -> None:
     build_all(docker_client)
+
+
+@pytest.fixture
+def test_images(built_test_images: None, home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The stand-in images, and the images setting that points the launcher at them (set
+    after ``home`` has cleared every OPEA_CHAT_* variable; a test may set its own)."""
+    for variable, image in STAND_INS.items():
+        monkeypatch.setenv(variable, image)
 
 
 @pytest.fixture(scope="session")
@@ -67,13 +75,13 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         stop_child(child)
 
 
-def push_fresh(client: docker.DockerClient, image: str, registry: str) -> str:
-    """Put a variant of ``image`` with one layer of its own into the registry and remove
-    it locally, so that a pull really downloads (that layer) and reuses the rest. Returns
-    the registry's reference."""
+def push_fresh(client: docker.DockerClient, image: str, registry: str,
+               path: str | None = None) -> str:
+    """Put a variant of ``image`` with one layer of its own into the registry (as ``path``,
+    by default the image's own repository) and remove it locally, so that a pull really
+    downloads (that layer) and reuses the rest. Returns the registry's reference."""
     repository, _, tag = image.rpartition(":")
-    path = repository.split("/", 1)[1] if "." in repository.split("/")[0] else repository
-    target = f"{registry}/{path}"
+    target = f"{registry}/{path or repository}"
     dockerfile = f"FROM {image}\nRUN head -c 300000 /dev/urandom > /tmp/pull-test\n"
     client.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=f"{target}:{tag}",
                         rm=True, forcerm=True)

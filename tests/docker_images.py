@@ -21,17 +21,26 @@ from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 
+from opea.stack import LLAMA_CPP_BUILD, OPEA_RELEASE
+
 ROOT = Path(__file__).resolve().parent.parent
 IMAGES = Path(__file__).resolve().parent / "images"
 CACHE = ROOT / ".cache" / "test-images"
 INPUTS_LABEL = "org.opea-chat.test-inputs"
 
+# Every test image has a name of its own, never a real image's: the engine the tests find
+# may be a developer's, holding the real llama.cpp or OPEA images. The launcher is pointed at
+# the stand-ins through its images setting (STAND_INS).
 BASE = "opea-chat-test/debian:bookworm"
 PYTHON = "opea-chat-test/python:bookworm"
-LLAMA_SERVER = "ghcr.io/ggml-org/llama.cpp:server"
-LLAMA_SERVER_CUDA = "ghcr.io/ggml-org/llama.cpp:server-cuda"
-CHATQNA = "opea/chatqna:latest"
+# Names of their own (never a real image's tag, which a developer's engine may hold), with the
+# pinned tags, so a registry mirror of them is found under the tag a launch asks for.
+LLAMA_SERVER = f"opea-chat-test/llama.cpp:server-{LLAMA_CPP_BUILD}"
+LLAMA_SERVER_CUDA = f"opea-chat-test/llama.cpp:server-cuda-{LLAMA_CPP_BUILD}"
+CHATQNA = f"opea-chat-test/chatqna:{OPEA_RELEASE}"
 NEVER_READY = "opea-chat-test/never-ready:latest"
+# The images setting, as environment variables, that makes the chat profile use them.
+STAND_INS = {"OPEA_CHAT_IMAGE_LLM": LLAMA_SERVER, "OPEA_CHAT_IMAGE_MEGASERVICE": CHATQNA}
 # What the stand-ins need inside: the megaservice, the LLM server and the app.
 ROOT_REQUIREMENTS = ("opea-comps", "llama-cpp-python", "streamlit", "httpx", "platformdirs",
                      "uvicorn", "fastapi", "sse-starlette", "starlette-context",

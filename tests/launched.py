@@ -72,10 +72,12 @@ class Launched:
         return "\n".join(self.lines)
 
     def session(self) -> dict[str, Any]:
+        """The session file as its JSON, once the one reader has validated it."""
         record = read_session(self.home / "state" / "session.json")
         assert record is not None, "no session file"
-        self.recorded = record["services"]
-        return record
+        data = record.to_json()
+        self.recorded = data["services"]
+        return data
 
     def signal(self, sig: signal.Signals) -> None:
         self.process.send_signal(sig)

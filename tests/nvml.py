@@ -19,6 +19,9 @@ class FakeGpu:
     compute_capability: tuple[int, int] = (9, 0)
     total: int = 141 * GIB
     free: int = 140 * GIB
+    brand: int = pynvml.NVML_BRAND_NVIDIA
+    # NVML counts it but its handle fails (a GPU fallen off the bus, say).
+    lost: bool = False
 
 
 H200 = FakeGpu()
@@ -34,12 +37,18 @@ def fake_nvml(mocker: MockerFixture, gpus: list[FakeGpu], driver: str = "565.57.
     mocker.patch.object(pynvml, "nvmlSystemGetDriverVersion", return_value=driver)
     mocker.patch.object(pynvml, "nvmlSystemGetCudaDriverVersion_v2", return_value=cuda)
     mocker.patch.object(pynvml, "nvmlDeviceGetCount", return_value=len(gpus))
-    mocker.patch.object(pynvml, "nvmlDeviceGetHandleByIndex", side_effect=lambda i: gpus[i])
+    def handle(index: int) -> FakeGpu:
+        if gpus[index].lost:
+            raise pynvml.NVMLError(pynvml.NVML_ERROR_GPU_IS_LOST)
+        return gpus[index]
+
+    mocker.patch.object(pynvml, "nvmlDeviceGetHandleByIndex", side_effect=handle)
     mocker.patch.object(pynvml, "nvmlDeviceGetMemoryInfo",
                         side_effect=lambda handle: memory[id(handle)])
     mocker.patch.object(pynvml, "nvmlDeviceGetCudaComputeCapability",
                         side_effect=lambda handle: handle.compute_capability)
     mocker.patch.object(pynvml, "nvmlDeviceGetName", side_effect=lambda handle: handle.name)
+    mocker.patch.object(pynvml, "nvmlDeviceGetBrand", side_effect=lambda handle: handle.brand)
 
 
 def nvml_fails(mocker: MockerFixture, code: int) -> None:

@@ -21,6 +21,7 @@ from opea.client import ChatParams
 from opea.stack import MEGASERVICE_URL_VARIABLE
 from tests.http_stub import reply, serve
 from tests.services import llm_server, megaservice
+from tests.session_records import session_record
 from tests.sqlite_lock import holding_lock
 
 pytestmark = pytest.mark.integration
@@ -84,14 +85,11 @@ class Page:
 def session(home_with_model: Path, smollm2: Path, stack: dict[str, str],
             monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     """The session file a launcher would write for this stack."""
-    record: dict[str, Any] = {
-        "runtime": "local", "context_size": 1024,
-        "model": {"name": "smollm2-135m", "path": str(smollm2)},
-        "urls": {"llm": stack["llm"], "megaservice": stack["megaservice"]},
-    }
+    record = session_record(runtime="local", context_size=1024, model_path=str(smollm2),
+                            urls={"llm": stack["llm"], "megaservice": stack["megaservice"]})
     write_session(home_with_model / "state" / "session.json", record)
     monkeypatch.setenv(MEGASERVICE_URL_VARIABLE, stack["megaservice"])
-    return record
+    return record.to_json()
 
 
 def set_temperature_zero(page: Page) -> None:

@@ -28,7 +28,7 @@ from launcher.checks import (
 )
 from launcher.docker_engine import DockerFacts
 from launcher.errors import NotEnoughMemoryError
-from launcher.gpu import probe_gpus
+from launcher.gpu import probe_gpus, slow_report
 from models.catalogue import CATALOGUE
 from models.memory import MIB, estimate
 from tests.nvml import GIB, H200, FakeGpu, fake_nvml, nvml_fails, nvml_raises
@@ -193,18 +193,102 @@ def test_image_verdicts_follow_the_pull_policy() -> None:
                             "size unknown: its registry did not answer)")
 
 
-def test_cuda_an_image_needs_against_what_the_driver_supports(mocker: MockerFixture) -> None:
-    # NVIDIA's CUDA base images carry the requirement the NVIDIA runtime enforces.
-    env = ["PATH=/usr/bin", "NVIDIA_REQUIRE_CUDA=cuda>=12.4 brand=tesla,driver>=470,driver<471 "
-           "brand=unknown,driver>=470,driver<471", "NVIDIA_VISIBLE_DEVICES=all"]
-    assert cuda_requirement(env) == (12, 4)
+def test_cuda_requirement_clauses_are_alternatives_as_the_toolkit_reads_them(
+        mocker: MockerFixture) -> None:
+    """NVIDIA's CUDA images carry ``NVIDIA_REQUIRE_CUDA=cuda>=12.4 brand=tesla,driver>=470,
+    driver<471 ...`` (gitlab.com/nvidia/container-images/cuda, dist/12.4.1/ubuntu2204/base/
+    Dockerfile). libnvidia-container (NVIDIA/libnvidia-container, src/dsl.c, dsl_evaluate,
+    v1.17) reads space-separated clauses as alternatives and comma-separated constraints as
+    all-required, checked for each GPU given: a datacenter GPU on an R535 driver (CUDA 12.2)
+    runs a CUDA 12.4 image through ``brand=...,driver>=535,driver<536``."""
+    requirement = ("cuda>=12.4 brand=tesla,driver>=470,driver<471 "
+                   "brand=nvidia,driver>=535,driver<536 brand=geforce,driver>=535,driver<536")
+    env = ["PATH=/usr/bin", f"NVIDIA_REQUIRE_CUDA={requirement}", "NVIDIA_VISIBLE_DEVICES=all"]
+    assert cuda_requirement(env) == requirement
     assert cuda_requirement(["PATH=/usr/bin"]) is None
-    fake_nvml(mocker, [H200], driver="535.183.01", cuda=12020)
-    old = cuda_check("llm", "ghcr.io/ggml-org/llama.cpp:server-cuda", (12, 4), probe_gpus())
+    image = "ghcr.io/ggml-org/llama.cpp:server-cuda-b11429"
+
+    fake_nvml(mocker, [H200], driver="535.183.01", cuda=12020)  # H200: brand "nvidia"
+    r535 = cuda_check("llm", image, requirement, probe_gpus())
+    assert r535 is not None and r535.status is Status.PASS
+    assert r535.detail == (f"{image} needs brand=nvidia,driver>=535,driver<536; NVIDIA driver "
+                           "535.183.01 (CUDA up to 12.2) meets it")
+
+    fake_nvml(mocker, [H200], driver="550.54.15", cuda=12040)
+    r550 = cuda_check("llm", image, requirement, probe_gpus())
+    assert r550 is not None and r550.status is Status.PASS and "needs cuda>=12.4" in r550.detail
+
+    # A consumer GPU on an R530 driver meets no clause: the container would not start.
+    geforce = FakeGpu(name="NVIDIA GeForce RTX 4090", compute_capability=(8, 9),
+                      brand=pynvml.NVML_BRAND_GEFORCE_RTX)
+    fake_nvml(mocker, [geforce], driver="530.41.03", cuda=12010)
+    old = cuda_check("llm", image, requirement, probe_gpus())
     assert old is not None and old.status is Status.FAIL
-    assert old.detail == ("ghcr.io/ggml-org/llama.cpp:server-cuda needs CUDA 12.4 but NVIDIA "
-                          "driver 535.183.01 supports only CUDA 12.2: the container would "
-                          "refuse to start")
-    fake_nvml(mocker, [H200], cuda=12080)
-    new = cuda_check("llm", "img", (12, 4), probe_gpus())
-    assert new is not None and new.status is Status.PASS
+    assert old.detail == (f"{image} needs cuda>=12.4 but NVIDIA driver 530.41.03 (CUDA up to "
+                          f"12.1) meets none of `{requirement}`: the container would refuse "
+                          "to start")
+    assert old.fix is not None and "cuda>=12.4" in old.fix
+
+    # Every GPU given must meet it: a second GPU of another brand gets no pass.
+    fake_nvml(mocker, [H200, geforce], driver="535.183.01", cuda=12020)
+    mixed = cuda_check("llm", image, "cuda>=12.4 brand=nvidia,driver>=535,driver<536",
+                       probe_gpus())
+    assert mixed is not None and mixed.status is Status.FAIL
+
+
+def test_a_clause_about_an_unknown_brand_is_a_warning_naming_it(mocker: MockerFixture) -> None:
+    """An old driver whose NVML cannot tell the brand: the brand clause may hold (the
+    toolkit knows), so doctor warns with the clause instead of a false FAIL."""
+    fake_nvml(mocker, [H200], driver="535.183.01", cuda=12020)
+    mocker.patch.object(pynvml, "nvmlDeviceGetBrand",
+                        side_effect=pynvml.NVMLError(pynvml.NVML_ERROR_FUNCTION_NOT_FOUND))
+    verdict = cuda_check("llm", "img", "cuda>=12.4 brand=tesla,driver>=535,<536", probe_gpus())
+    assert verdict is not None and verdict.status is Status.WARN
+    assert verdict.detail == ("img asks for `cuda>=12.4 brand=tesla,driver>=535,<536`; whether "
+                              "NVIDIA driver 535.183.01 (CUDA up to 12.2) meets "
+                              "`brand=tesla,driver>=535,<536` cannot be told here")
+    # The driver part alone decides it here: a bare "<536" continues "driver".
+    fake_nvml(mocker, [H200], driver="536.10", cuda=12020)
+    mocker.patch.object(pynvml, "nvmlDeviceGetBrand",
+                        side_effect=pynvml.NVMLError(pynvml.NVML_ERROR_FUNCTION_NOT_FOUND))
+    no = cuda_check("llm", "img", "cuda>=12.4 brand=tesla,driver>=535,<536", probe_gpus())
+    assert no is not None and no.status is Status.FAIL
+
+
+def test_one_lost_gpu_is_skipped_and_reported_not_every_gpu(mocker: MockerFixture) -> None:
+    """nvidia-ml-py (pynvml.py, nvmlDeviceGetHandleByIndex, 12.x): a GPU that fell off the
+    bus raises NVMLError_GPUIsLost for its own handle only; the others still answer."""
+    fake_nvml(mocker, [H200, FakeGpu(lost=True), H200])
+    report = probe_gpus()
+    assert report.usable and [gpu.index for gpu in report.gpus] == [0, 2]
+    checks = gpu_checks(report)
+    assert [(c.name, c.status) for c in checks] == [
+        ("gpu", Status.PASS), ("gpu 0", Status.PASS), ("gpu 2", Status.PASS),
+        ("gpu 1", Status.WARN)]
+    assert checks[-1].detail == "skipped: NVML failed: GPU is lost"
+    assert checks[0].detail.endswith("; 2 GPUs")
+
+    fake_nvml(mocker, [FakeGpu(lost=True)])
+    alone = probe_gpus()
+    assert not alone.usable
+    assert alone.problem == "no GPU answers: GPU 0: NVML failed: GPU is lost"
+    assert [(c.name, c.status) for c in gpu_checks(alone)] == [("gpu", Status.WARN),
+                                                               ("gpu 0", Status.WARN)]
+
+
+def test_a_slow_nvml_is_slow_not_absent(mocker: MockerFixture) -> None:
+    """Without persistence mode nvmlInit first sets the GPUs up (NVIDIA's "Driver
+    Persistence" guide): seconds, not a missing GPU."""
+    fake_nvml(mocker, [H200])
+    clock = iter([100.0, 102.5])
+    mocker.patch("launcher.gpu.time.monotonic", side_effect=lambda: next(clock))
+    report = probe_gpus()
+    assert report.usable and report.init_seconds == 2.5
+    first = gpu_checks(report)[0]
+    assert first.status is Status.WARN and first.detail.endswith("NVML took 2.5 s to answer")
+    assert first.fix is not None and "nvidia-smi -pm 1" in first.fix
+
+    slow = gpu_checks(slow_report(1.6))
+    assert len(slow) == 1 and slow[0].status is Status.WARN
+    assert slow[0].detail.startswith("the NVIDIA driver is slow to answer: NVML did not answer "
+                                     "within 1.6 s; that is not \"no GPU\"")

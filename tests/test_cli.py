@@ -95,7 +95,8 @@ def test_models_list_shows_pulled_and_pullable_models(
     code, out, _ = run_cli(capsys, "models", "list", "--json")
     assert code == 0
     rows = json.loads(out)
-    assert [(r["name"], r["pulled"]) for r in rows] == [("smollm2-135m", True)]
+    assert [(r["name"], r["pulled"]) for r in rows] == [("smollm2-135m", True),
+                                                        ("all-minilm-l6-v2", False)]
     assert rows[0]["path"].endswith("SmolLM2-135M-Instruct.Q4_1.gguf")
 
 

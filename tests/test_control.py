@@ -11,12 +11,13 @@ from typing import Any
 import pytest
 
 from launcher.control import ControlServer, shutdown_delay
+from launcher.records import StatusReport
 
 
 @pytest.fixture
 def control() -> Iterator[tuple[ControlServer, list[str]]]:
     stopped: list[str] = []
-    server = ControlServer(lambda: {"running": True}, stopped.append, request_timeout=1.0)
+    server = ControlServer(lambda: StatusReport(running=True), stopped.append, request_timeout=1.0)
     server.start()
     try:
         yield server, stopped
@@ -44,7 +45,8 @@ def test_a_dns_rebound_page_is_refused_even_with_the_token(
     assert ask(server, "GET", "/v1/status", Host=f"evil.example:{port}")[0] == 403
     assert ask(server, "POST", "/v1/shutdown", b"{}",
                Origin=f"http://evil.example:{port}")[0] == 403
-    assert ask(server, "GET", "/v1/status", Host=f"localhost:{port}") == (200, {"running": True})
+    status, answer = ask(server, "GET", "/v1/status", Host=f"localhost:{port}")
+    assert status == 200 and answer["running"] is True
     assert stopped == []
 
 

@@ -154,11 +154,11 @@ def test_a_desktop_launch_runs_detached_and_quits_from_the_app(
         assert app_url, started.stdout
         record = read_session(home_with_model / "state" / "session.json")
         assert record is not None
-        launcher = psutil.Process(record["launcher_pid"])
+        launcher = psutil.Process(record.launcher_pid)
         assert launcher.is_running() and launcher.terminal() is None  # detached
         assert wait_for_file(opened).split() == [app_url.group(1)]
         assert "Ready:" in (home_with_model / "logs" / "launcher.log").read_text()
-        ports = [int(url.rsplit(":", 1)[1]) for url in record["urls"].values()]
+        ports = [int(url.rsplit(":", 1)[1]) for url in record.urls.values()]
 
         with chromium() as browser_app:
             page = ChatPage(browser_app.new_page(), app_url.group(1)).open()
@@ -250,7 +250,8 @@ def test_switching_the_model_in_the_app_keeps_the_conversations(
         after = {s["name"]: s["pid"] for s in launched.session()["services"]}
         assert after["llm"] != before["llm"]
         assert (after["megaservice"], after["app"]) == (before["megaservice"], before["app"])
-        assert (read_session(resolve_paths().session_file) or {})["model"]["name"] == "second"
+        switched = read_session(resolve_paths().session_file)
+        assert switched is not None and switched.model.name == "second"
         page.chat_input[0].set_value("Say hello.").run()
         assert page.chat_message[-1].markdown[0].value.strip()
     finally:

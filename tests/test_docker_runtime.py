@@ -28,6 +28,7 @@ from launcher.gpu import Gpu, GpuReport
 from launcher.paths import resolve_paths
 from launcher.plan import plan_stack
 from launcher.ports import is_port_free, pick_free_port
+from launcher.session_file import read_session
 from launcher.settings import load_settings
 from models.store import resolve_model
 from opea.client import ChatParams, OpeaClient
@@ -80,7 +81,8 @@ def ports_of(launched: Launched) -> list[int]:
 def test_chat_profile_pulled_from_a_registry_answers_and_stops_clean(
         launch: LaunchFactory, docker_client: docker.DockerClient, registry: str) -> None:
     llm_image = push_fresh(docker_client, LLAMA_SERVER, registry)
-    chatqna_image = push_fresh(docker_client, CHATQNA, registry)
+    # Under OPEA's path, in this test's own registry: the registry setting finds it there.
+    chatqna_image = push_fresh(docker_client, CHATQNA, registry, path="opea/chatqna")
     try:
         pulled_and_answered(launch, docker_client, registry, llm_image, chatqna_image)
     finally:  # what this test pulled goes again (the stand-ins it was made from stay)
@@ -91,8 +93,10 @@ def test_chat_profile_pulled_from_a_registry_answers_and_stops_clean(
 
 def pulled_and_answered(launch: LaunchFactory, docker_client: docker.DockerClient,
                         registry: str, llm_image: str, chatqna_image: str) -> None:
-    launched = launch(*DOCKER_CPU, env={"OPEA_CHAT_REGISTRY": f"{registry}/",
-                                        "OPEA_CHAT_IMAGE_LLM": llm_image})
+    # OPEA's REGISTRY replaces the `opea` namespace: the mirror keeps it in its path.
+    launched = launch(*DOCKER_CPU, env={"OPEA_CHAT_REGISTRY": f"{registry}/opea",
+                                        "OPEA_CHAT_IMAGE_LLM": llm_image,
+                                        "OPEA_CHAT_IMAGE_MEGASERVICE": ""})  # unset
     launched.expect(READY)
     pulling = launched.expect(r"^Pulling 2 image\(s\), up to ([\d.,]+) MB to download: (.*)$")
     assert float(pulling.group(1)) > 500  # the sizes came from the registry's manifests
@@ -311,10 +315,10 @@ def test_a_docker_session_from_another_shell_and_from_the_app(
                           capture_output=True, text=True, env=env, check=True).stdout
     assert "Uvicorn running on http://0.0.0.0:8080" in logs  # the container's own log
 
-    client = ControlClient.from_session(launched.session())
+    client = ControlClient.from_session(read_session(launched.home / "state" / "session.json"))
     assert client is not None
     try:
-        assert client.switch_model("second", timeout=300)["changed"]
+        assert client.switch_model("second", timeout=300).changed
     finally:
         client.close()
     after = {s["name"]: s for s in launched.session()["services"]}

@@ -199,3 +199,27 @@ def test_ctrl_c_during_the_first_pull_leaves_no_half_model(home: Path) -> None:
         assert not (home / "logs").exists()
     finally:
         launched.cleanup()
+
+
+def test_two_launches_at_the_same_moment_make_one_stack(launch: LaunchFactory) -> None:
+    """A double-click on the desktop shortcut: both start at once in one home."""
+    launches = [launch("--no-browser"), launch("--no-browser")]
+    deadline = time.monotonic() + 300
+    while all(one.process.poll() is None for one in launches):
+        assert time.monotonic() < deadline, "neither launch gave way:\n" + "\n".join(
+            one.output for one in launches)
+        time.sleep(0.1)
+    loser = next(one for one in launches if one.process.poll() is not None)
+    winner = next(one for one in launches if one is not loser)
+    assert loser.wait() == 0, loser.output
+    winner.expect(READY)
+    record = winner.session()
+    assert re.search(rf"^opea-chat is already (running \(launcher PID {winner.process.pid}\): "
+                     rf"{re.escape(record['urls']['app'])}|starting in this home)",
+                     loser.output, re.MULTILINE), loser.output
+    assert "Ready:" not in loser.output
+    assert len(record["services"]) == 3
+    ports = [int(url.rsplit(":", 1)[1]) for url in record["urls"].values()]
+    winner.signal(signal.SIGINT)
+    assert winner.wait() == 0, winner.output
+    assert_all_gone(winner, ports)

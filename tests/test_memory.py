@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pytest
 
 from launcher.ports import pick_free_port
 from models.gguf import read_header
-from models.memory import estimate
+from models.memory import MIB, estimate
 from tests.services import running
 
 pytestmark = pytest.mark.integration
@@ -33,6 +34,12 @@ def test_the_estimate_covers_the_real_servers_memory(smollm2: Path, tmp_path: Pa
             "max_tokens": 32})
         assert answer.status_code == 200
         used = psutil.Process(child.pid).memory_info().rss
-    need = estimate(read_header(smollm2).shape(), context, "llama.cpp").total
+    estimated = estimate(read_header(smollm2).shape(), context, "llama.cpp")
+    need = estimated.total
     assert used <= need, f"the server used {used:,} bytes, more than the {need:,} estimated"
     assert need <= 3 * used, f"estimated {need:,} bytes for a server that used {used:,}"
+    # The KV cache part is exact: llama.cpp logs the buffers it allocated for it.
+    log = (tmp_path / "llm.log").read_text(errors="replace")
+    reported = [float(mib) for mib in re.findall(r"KV buffer size\s*=\s*([\d.]+) MiB", log)]
+    assert reported, log[-3000:]
+    assert abs(sum(reported) * MIB - estimated.kv_cache) <= 0.01 * MIB * len(reported)

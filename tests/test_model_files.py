@@ -39,13 +39,18 @@ def test_smollm2_header_says_what_the_model_is(smollm2: Path) -> None:
 
 
 def test_the_catalogue_knows_smollm2s_memory_shape_before_the_download(smollm2: Path) -> None:
-    entry = CATALOGUE["smollm2-135m"]
-    assert entry.shape == read_header(smollm2).shape()
-    need = estimate(entry.shape, 4096, "llama.cpp")
-    # Weights, the f16 KV cache of 30 layers x 3 KV heads x 64 dims for 4096 tokens, buffers.
-    assert need.kv_cache == 2 * 30 * 4096 * 3 * 64 * 2
-    assert need.total == need.weights + need.kv_cache + need.overhead
-    assert need.total == 397_104_038  # weights, KV cache, buffers: about 397 MB
+    # What the estimate is worth against the real server is in test_memory.py; here: the
+    # catalogue's estimate before a download is the one made from the file after it.
+    assert CATALOGUE["smollm2-135m"].shape == read_header(smollm2).shape()
+
+
+def test_the_estimate_grows_with_the_context_by_the_kv_cache_alone(smollm2: Path) -> None:
+    shape = read_header(smollm2).shape()
+    needs = [estimate(shape, context, "llama.cpp") for context in (512, 2048, 4096, 8192)]
+    assert [n.total for n in needs] == sorted({n.total for n in needs})  # strictly growing
+    assert len({(n.weights, n.overhead) for n in needs}) == 1
+    per_token = {n.kv_cache / n.context for n in needs}
+    assert len(per_token) == 1 and per_token.pop() > 0  # the cache is linear in the context
 
 
 @pytest.mark.parametrize("size,why", [

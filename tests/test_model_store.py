@@ -12,8 +12,13 @@ import pytest
 
 from launcher.cli import main
 from launcher.session_file import write_session
+from launcher.settings import Settings
+from launcher.sizes import human_size
+from models.gguf import read_header
+from models.memory import estimate
 from models.store import list_models, unfinished_pulls
 from tests.model_files import hf_folder, truncated_copy
+from tests.session_records import session_record
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -31,17 +36,22 @@ def test_list_shows_format_size_memory_need_and_what_is_broken(
     code, out, _ = run_cli(capsys, "models", "list", "--json")
     assert code == 0
     rows = {row["name"]: row for row in json.loads(out)}
-    assert sorted(rows) == ["cut", "smollm2-135m", "tiny-llama"]
+    # The catalogue's embedding model (rag), not pulled, is listed too.
+    assert sorted(rows) == ["all-minilm-l6-v2", "cut", "smollm2-135m", "tiny-llama"]
+    assert rows["all-minilm-l6-v2"]["pulled"] is False
     smol = rows["smollm2-135m"]
     assert (smol["format"], smol["size_bytes"], smol["problem"]) == ("gguf", 98_362_432, None)
-    assert smol["memory_bytes"] == 397_104_038
+    # The estimate launch and doctor make for the default context (test_memory.py holds it
+    # against the real server's memory).
+    need = estimate(read_header(smollm2).shape(), Settings().context_size, "llama.cpp").total
+    assert smol["memory_bytes"] == need
     assert rows["tiny-llama"]["format"] == "hf" and rows["tiny-llama"]["memory_bytes"] > 0
     assert rows["cut"]["memory_bytes"] is None
     assert "is truncated" in rows["cut"]["problem"] and "pull or copy" in rows["cut"]["problem"]
 
     code, out, _ = run_cli(capsys, "models", "list")
     lines = {line.split()[0]: line for line in out.splitlines()}
-    assert "gguf" in lines["smollm2-135m"] and "needs ~397.1 MB" in lines["smollm2-135m"]
+    assert "gguf" in lines["smollm2-135m"] and f"needs ~{human_size(need)}" in lines["smollm2-135m"]
     assert "broken: " in lines["cut"]
 
 
@@ -116,10 +126,8 @@ def test_rm_refuses_the_model_the_running_session_serves(
     model = home_with_model / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf"
     # This test's own process stands in for the running launcher: alive, with its start time.
     me = psutil.Process()
-    write_session(home_with_model / "state" / "session.json", {
-        "launcher_pid": me.pid, "launcher_create_time": me.create_time(),
-        "model": {"name": "smollm2-135m", "path": str(model), "format": "gguf"},
-        "services": []})
+    write_session(home_with_model / "state" / "session.json", session_record(
+        launcher_pid=me.pid, launcher_create_time=me.create_time(), model_path=str(model)))
     code, _, err = run_cli(capsys, "models", "rm", "smollm2-135m")
     assert code == 1
     assert err == ("Error: model smollm2-135m is in use by the running opea-chat; stop it "
@@ -127,10 +135,9 @@ def test_rm_refuses_the_model_the_running_session_serves(
     assert model.exists()
 
     # Once that launcher is gone (a PID that is not running), the model can go.
-    write_session(home_with_model / "state" / "session.json", {
-        "launcher_pid": os.getpid(), "launcher_create_time": me.create_time() - 1000,
-        "model": {"name": "smollm2-135m", "path": str(model), "format": "gguf"},
-        "services": []})
+    write_session(home_with_model / "state" / "session.json", session_record(
+        launcher_pid=os.getpid(), launcher_create_time=me.create_time() - 1000,
+        model_path=str(model)))
     code, _, _ = run_cli(capsys, "models", "rm", "smollm2-135m")
     assert code == 0 and not model.exists() and not model.is_symlink()
 

@@ -40,9 +40,15 @@ def test_taken_explicit_port_fails_naming_port_and_setting(home: Path) -> None:
 
 
 def test_two_services_never_share_a_port(home: Path) -> None:
-    both = load_settings(resolve_paths(), {}, flags={"llm_port": 9100, "app_port": 9100})
-    with pytest.raises(PortInUseError, match="port 9100 for the app service"):
+    both = load_settings(resolve_paths(), {"OPEA_CHAT_LLM_PORT": "9100"},
+                         flags={"app_port": 9100})
+    with pytest.raises(PortInUseError) as caught:
         plan_stack(both, MODEL, lambda port: True, lambda: 40001)
+    assert caught.value.one_line() == (
+        "port 9100 was given twice: to the llm service (llm_port, from environment variable "
+        "OPEA_CHAT_LLM_PORT) "
+        "and to the app service (app_port, from flag --app-port); give each service its "
+        "own port")
 
     only_llm = load_settings(resolve_paths(), {}, flags={"llm_port": 8501})
     plan = plan_stack(only_llm, MODEL, lambda port: True, lambda: 40001)

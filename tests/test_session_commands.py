@@ -26,6 +26,7 @@ from app.stack_status import live_status, stack_info
 from launcher.control import ControlClient
 from launcher.errors import ControlError
 from launcher.ports import is_port_free
+from launcher.records import ModelSwitch
 from launcher.session_file import read_session
 from tests.launched import Launched
 
@@ -167,19 +168,18 @@ def test_switching_the_model_restarts_only_the_llm(running: Launched) -> None:
     client = ControlClient.from_session(read_session(running.home / "state" / "session.json"))
     assert client is not None
     try:
-        assert client.switch_model("second", timeout=300) == {"model": "second",
-                                                              "changed": True}
+        assert client.switch_model("second", timeout=300) == ModelSwitch("second", True)
         with pytest.raises(ControlError, match="unknown model 'nope'"):
             client.switch_model("nope", timeout=60)
         status = client.status()
     finally:
         client.close()
-    assert status["model"]["name"] == "second"
-    after = {s["name"]: s for s in status["services"]}
-    assert after["llm"]["pid"] != before["llm"]["pid"]
-    assert after["megaservice"]["pid"] == before["megaservice"]["pid"]
-    assert after["app"]["pid"] == before["app"]["pid"]
-    assert all(s["healthy"] for s in status["services"])
+    assert status.model is not None and status.model.name == "second"
+    after = {s.name: s for s in status.services}
+    assert after["llm"].pid != before["llm"]["pid"]
+    assert after["megaservice"].pid == before["megaservice"]["pid"]
+    assert after["app"].pid == before["app"]["pid"]
+    assert all(s.healthy for s in status.services)
     answer = cli(running.home, "chat", "--max-tokens", "16", "Say hello.")
     assert answer.returncode == 0 and answer.stdout.strip()
 

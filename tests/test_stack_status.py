@@ -7,17 +7,19 @@ from pathlib import Path
 
 from app.stack_status import DEFAULT_CONTEXT_SIZE, StackInfo, live_status, stack_info
 from launcher.ports import pick_free_port
+from launcher.records import ControlRecord
 from launcher.session_file import write_session
 from opea.stack import MEGASERVICE_URL_VARIABLE
 from tests.http_stub import reply, serve
+from tests.session_records import session_record
 
 
 def test_the_session_file_gives_runtime_model_context_and_addresses(tmp_path: Path) -> None:
     session = tmp_path / "session.json"
-    write_session(session, {
-        "runtime": "local", "context_size": 2048,
-        "model": {"name": "smollm2-135m", "path": "/models/s.gguf"},
-        "urls": {"llm": "http://127.0.0.1:1", "megaservice": "http://127.0.0.1:2"}})
+    write_session(session, session_record(
+        runtime="local", context_size=2048, model_name="smollm2-135m",
+        model_path="/models/s.gguf",
+        urls={"llm": "http://127.0.0.1:1", "megaservice": "http://127.0.0.1:2"}))
     info = stack_info({}, session)
     assert info == StackInfo(megaservice_url="http://127.0.0.1:2", runtime="local",
                              model_name="smollm2-135m", model_path="/models/s.gguf",
@@ -39,9 +41,9 @@ def test_without_a_launcher_the_defaults_apply(tmp_path: Path) -> None:
 
 def test_the_session_file_names_the_control_channel(tmp_path: Path) -> None:
     session = tmp_path / "session.json"
-    write_session(session, {"urls": {}, "control": {"port": 4242, "token": "t0k"}})
+    write_session(session, session_record(control=ControlRecord(4242, "t0k")))
     assert stack_info({}, session).control == (4242, "t0k")
-    write_session(session, {"urls": {}})
+    write_session(session, session_record())
     assert stack_info({}, session).control is None
 
 
