@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, expect, sync_playwright
+from playwright.sync_api import Browser, expect
 
 from launcher.local_runtime import APP_SCRIPT
 from launcher.ports import pick_free_port
@@ -189,6 +189,7 @@ def assert_nothing_ran(app: ChatPage, recorder: Recorder) -> None:
 
 
 def test_a_dns_rebound_page_sees_nothing_and_stops_nothing(launched: Launched,
+                                                          browser: Browser,
                                                           app: ChatPage) -> None:
     # There is a conversation to steal (stopped at once: its answer does not matter).
     app.send("Remember the word turnip.")
@@ -199,27 +200,28 @@ def test_a_dns_rebound_page_sees_nothing_and_stops_nothing(launched: Launched,
     urls = launched.session()["urls"]
     port = urls["app"].rsplit(":", 1)[1].strip("/")
     evil = f"http://evil.example:{port}/"
-    with sync_playwright() as playwright:
-        rebound = playwright.chromium.launch(executable_path=CHROMIUM, args=[
-            *CHROMIUM_ARGS, "--host-resolver-rules=MAP evil.example 127.0.0.1"])
-        try:
-            page = rebound.new_page()
-            response = page.goto(evil)
-            assert response is not None and response.status == 403
-            page.wait_for_timeout(2000)
-            assert page.locator(".stApp").count() == 0
-            assert "turnip" not in page.content().lower()
-            # The attacker's script, same-origin with evil.example: the page's websocket
-            # (what lists conversations and carries Quit) does not open.
-            opened = page.evaluate("""port => new Promise(done => {
-                const socket = new WebSocket(`ws://evil.example:${port}/_stcore/stream`);
-                socket.onopen = () => done(true);
-                socket.onerror = socket.onclose = () => done(false);
-            })""", port)
-            assert opened is False
-            screenshot(page, "12-dns-rebinding")
-        finally:
-            rebound.close()
+    # A second Chromium, whose resolver maps evil.example to 127.0.0.1 (what DNS
+    # rebinding achieves), from the same Playwright (a second one cannot run beside it).
+    rebound = browser.browser_type.launch(executable_path=CHROMIUM, args=[
+        *CHROMIUM_ARGS, "--host-resolver-rules=MAP evil.example 127.0.0.1"])
+    try:
+        page = rebound.new_page()
+        response = page.goto(evil)
+        assert response is not None and response.status == 403
+        page.wait_for_timeout(2000)
+        assert page.locator(".stApp").count() == 0
+        assert "turnip" not in page.content().lower()
+        # The attacker's script, same-origin with evil.example: the page's websocket
+        # (what lists conversations and carries Quit) does not open.
+        opened = page.evaluate("""port => new Promise(done => {
+            const socket = new WebSocket(`ws://evil.example:${port}/_stcore/stream`);
+            socket.onopen = () => done(true);
+            socket.onerror = socket.onclose = () => done(false);
+        })""", port)
+        assert opened is False
+        screenshot(page, "12-dns-rebinding")
+    finally:
+        rebound.close()
     assert launched.process.poll() is None  # nothing stopped
     assert app.open().input.is_visible()  # and the real page still works
 
