@@ -38,7 +38,9 @@ class Page:
     """One browser tab on the app, for one OPEA_CHAT_HOME."""
 
     def __init__(self, home: Path, conversation: int | None = None):
-        self.at = AppTest.from_file(str(APP_SCRIPT), default_timeout=180)
+        # A script run waits for a whole answer from the real model: on a busy 2-core
+        # machine SmolLM2 drops below 1 token/s, and 180 s timed out there.
+        self.at = AppTest.from_file(str(APP_SCRIPT), default_timeout=420)
         if conversation is not None:
             self.at.query_params["c"] = str(conversation)
         self.home = home
