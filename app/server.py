@@ -16,4 +16,6 @@ from streamlit.starlette import App
 
 from opea.host_guard import HostGuard
 
-app = App(Path(__file__).with_name("main.py"), middleware=[Middleware(HostGuard)])
+# The page script itself (what Streamlit runs per session; AppTest runs it directly).
+PAGE_SCRIPT = Path(__file__).with_name("main.py")
+app = App(PAGE_SCRIPT, middleware=[Middleware(HostGuard)])
