@@ -30,7 +30,7 @@ USER chat
 EXPOSE 8501
 HEALTHCHECK --interval=5s --timeout=5s --retries=12 \
     CMD ["/opt/venv/bin/python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8501/_stcore/health')"]
-CMD ["/opt/venv/bin/streamlit", "run", "app/main.py", \
+CMD ["/opt/venv/bin/streamlit", "run", "app/server.py", \
      "--server.address=0.0.0.0", "--server.port=8501", "--server.headless=true", \
      "--server.fileWatcherType=none", "--browser.gatherUsageStats=false", \
      "--client.toolbarMode=viewer"]

@@ -19,11 +19,11 @@ from launcher import __version__
 from launcher.docker_plan import ContainerPlan, container_plans, network_url
 from launcher.gpu import probe_gpus
 from launcher.paths import Paths
-from launcher.plan import PlannedService, StackPlan, plan_stack
+from launcher.plan import Placement, PlannedService, StackPlan, plan_stack
 from launcher.settings import Settings
 from models.catalogue import CATALOGUE
 from models.store import LocalModel, ModelNotPulledError, resolve_model
-from opea.stack import HealthKind, Role
+from opea.stack import HealthKind
 
 PROJECT_DIR = Path(launcher.__file__).resolve().parent.parent
 HEALTH_INTERVAL = "5s"
@@ -125,7 +125,8 @@ def compose_document(settings: Settings, paths: Paths) -> tuple[dict[str, Any], 
                      "100-1.9, 120-1.9 or cuda-1.9)")
     services: dict[str, Any] = {}
     for service in plan.services:
-        if service.spec.role is Role.UI:
+        # What the launcher runs as a process (the app) is built from the project here.
+        if service.placement is Placement.PROCESS:
             services[service.name] = _app_entry(service, plan)
         else:
             services[service.name] = _service_entry(service, by_service[service.name])

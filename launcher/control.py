@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import math
 import queue
 import secrets
 import threading
@@ -27,12 +28,30 @@ from launcher.errors import ControlError, RecordError
 from launcher.ports import HOST
 from launcher.records import ModelSwitch, SessionRecord, StatusReport, Stopping
 from opea.errors import OpeaChatError
+from opea.host_guard import LOOPBACK_NAMES, host_name, origin_allowed
 
 STATUS_PATH = "/v1/status"
 SHUTDOWN_PATH = "/v1/shutdown"
 MODEL_PATH = "/v1/model"
 MAX_SHUTDOWN_DELAY = 5.0
 T = TypeVar("T")
+MAX_BODY = 64 * 1024
+
+
+def shutdown_delay(value: object) -> float | None:
+    """The delay a shutdown request asked for, kept within 0..MAX_SHUTDOWN_DELAY (a short
+    delay lets a page that asked finish showing it has stopped); None when not a number."""
+    if value is None:
+        return 0.0
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        delay = float(value)
+    except ValueError:
+        return None
+    if not math.isfinite(delay):
+        return None
+    return min(max(delay, 0.0), MAX_SHUTDOWN_DELAY)
 
 
 @dataclass
@@ -82,6 +101,12 @@ class ControlServer:
                 self.wfile.write(data)
 
             def _authorised(self) -> bool:
+                # A DNS-rebound page cannot know the token, but it must not even reach it.
+                origin = self.headers.get("Origin")
+                if (host_name(self.headers.get("Host", "")) not in LOOPBACK_NAMES
+                        or (origin is not None and not origin_allowed(origin))):
+                    self._reply(403, {"error": "this channel answers only 127.0.0.1"})
+                    return False
                 given = self.headers.get("Authorization", "").removeprefix("Bearer ")
                 if hmac.compare_digest(given.encode(), control.token.encode()):
                     return True
@@ -99,16 +124,15 @@ class ControlServer:
             def do_POST(self) -> None:
                 if not self._authorised():
                     return
-                length = int(self.headers.get("Content-Length") or 0)
-                try:
-                    body = json.loads(self.rfile.read(length) or b"{}")
-                except ValueError:
-                    self._reply(400, {"error": "the body is not JSON"})
+                body = self._json_body()
+                if body is None:
                     return
                 if self.path == SHUTDOWN_PATH:
                     reason = str(body.get("reason") or "a stop request")
-                    # A short delay lets a page that asked finish showing it has stopped.
-                    delay = min(max(float(body.get("after_s") or 0), 0.0), MAX_SHUTDOWN_DELAY)
+                    delay = shutdown_delay(body.get("after_s"))
+                    if delay is None:
+                        self._reply(400, {"error": "after_s must be a number of seconds"})
+                        return
                     threading.Timer(delay, control._shutdown, args=(reason,)).start()
                     self._reply(202, Stopping(after_s=delay).to_json())
                 elif self.path == MODEL_PATH and isinstance(body.get("model"), str):
@@ -117,6 +141,21 @@ class ControlServer:
                     self._reply(400, {"error": 'send {"model": NAME}'})
                 else:
                     self._reply(404, {"error": f"no {self.path} here"})
+
+            def _json_body(self) -> dict[str, Any] | None:
+                """The request's JSON object, or None after answering 400."""
+                try:
+                    length = int(self.headers.get("Content-Length") or 0)
+                    if not 0 <= length <= MAX_BODY:
+                        raise ValueError(length)
+                    body = json.loads(self.rfile.read(length) or b"{}")
+                except ValueError:
+                    self._reply(400, {"error": "the body is not JSON"})
+                    return None
+                if not isinstance(body, dict):
+                    self._reply(400, {"error": "the body must be a JSON object"})
+                    return None
+                return body
 
             def _carry_out(self, request: ControlRequest) -> None:
                 control.requests.put(request)

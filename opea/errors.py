@@ -61,6 +61,10 @@ class RequestTimeoutError(ClientError):
     """The service stopped answering for longer than the read timeout."""
 
 
+class AnswerFailedError(ClientError):
+    """The service began answering, then reported a failure as the stream's error event."""
+
+
 class EmptyAnswerError(ClientError):
     """The stream ended without any text.
 

@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import logging
 import os
 from collections.abc import AsyncGenerator
@@ -57,6 +58,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import ValidationError
 from starlette.types import Receive, Scope, Send
 
+from opea.host_guard import LOOPBACK_NAMES, HostGuard
 from opea.sources import USE_DOCUMENTS_FIELD, Source, from_retrieved, sources_event
 from opea.stack import CHATQNA_PATH
 from opea.wire import OpenAIReframer
@@ -121,6 +123,47 @@ def to_openai_messages(messages: str | list[dict[str, Any]]) -> list[dict[str, s
     return result
 
 
+# What the LLM servers accept (OpenAI's ranges); anything else is refused here with a reason
+# instead of being forwarded and answered with the LLM server's traceback.
+NUMBER_RANGES = {
+    "temperature": (0.0, 2.0),
+    "top_p": (0.0, 1.0),
+    "frequency_penalty": (-2.0, 2.0),
+    "presence_penalty": (-2.0, 2.0),
+    "repetition_penalty": (0.0, 10.0),
+}
+WHOLE_NUMBERS = ("max_tokens", "top_k")
+
+
+def request_problem(data: Any) -> str | None:
+    """Why a chat request body cannot be served, in one line, or None when it can."""
+    if not isinstance(data, dict):
+        return "the body must be a JSON object"
+    if "stream" in data and not isinstance(data["stream"], bool):
+        return f"stream must be true or false, not {data['stream']!r}"
+    for name, (low, high) in NUMBER_RANGES.items():
+        value = data.get(name)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return f"{name} must be a number, not {value!r}"
+        if not low <= value <= high:
+            return f"{name} must be between {low:g} and {high:g}, not {value!r}"
+    for name in WHOLE_NUMBERS:
+        value = data.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                  or value < 1):
+            return f"{name} must be a whole number of at least 1, not {value!r}"
+    return None
+
+
+def validation_problem(error: ValidationError) -> str:
+    """pydantic's first complaint as one line."""
+    first = error.errors()[0]
+    where = ".".join(str(part) for part in first.get("loc", ())) or "the body"
+    return f"{where}: {first.get('msg', 'invalid')}"
+
+
 class ClosingStreamingResponse(StreamingResponse):
     """A streaming response that always closes its body, however the response ends.
 
@@ -137,6 +180,20 @@ class ClosingStreamingResponse(StreamingResponse):
             if isinstance(body, AsyncGenerator):
                 with anyio.CancelScope(shield=True):
                     await body.aclose()
+
+
+def upstream_reason(body: str) -> str:
+    """The LLM server's error as one line: its message, never its traceback or paths."""
+    try:
+        parsed = json.loads(body)
+        error = parsed.get("error", parsed.get("detail", parsed))
+        message = error.get("message", error) if isinstance(error, dict) else error
+    except (ValueError, AttributeError):
+        message = body
+    lines = [line for line in str(message).splitlines() if line.strip()]
+    # A traceback's last line is its exception; anything else: its first line.
+    line = lines[-1] if lines and lines[0].startswith("Traceback") else (lines or [""])[0]
+    return " ".join(line.split())[:300] or "(no reason given)"
 
 
 class ChatOrchestrator(ServiceOrchestrator):  # type: ignore[misc]
@@ -177,7 +234,7 @@ class ChatOrchestrator(ServiceOrchestrator):  # type: ignore[misc]
             reason = (await upstream.aread()).decode("utf-8", errors="replace")
             await upstream.aclose()
             raise HTTPException(502, f"the LLM server answered HTTP {upstream.status_code}: "
-                                     f"{reason[:1000]}")
+                                     f"{upstream_reason(reason)}")
         return (ClosingStreamingResponse(self._relay(upstream, sources),
                                          media_type="text/event-stream"), cur_node)
 
@@ -307,14 +364,33 @@ def _remote(name: str, url: str, endpoint: str, kind: ServiceType) -> MicroServi
                         endpoint=endpoint, use_remote_service=True, service_type=kind)
 
 
+class GuardedMicroService(MicroService):  # type: ignore[misc]
+    """comps' MicroService without its CORS policy (any Origin, with credentials) and
+    behind the Host/Origin guard, so that a DNS-rebound web page cannot use the model."""
+
+    def __init__(self, *args: Any, allowed_hosts: frozenset[str] = LOOPBACK_NAMES,
+                 **kwargs: Any) -> None:
+        # Set before comps' constructor, which builds the app.
+        self.allowed_hosts = allowed_hosts
+        super().__init__(*args, **kwargs)
+
+    def _create_app(self) -> Any:
+        self.cors = False
+        app = super()._create_app()
+        app.add_middleware(HostGuard, allowed=self.allowed_hosts)
+        return app
+
+
 class ChatMegaservice:
     """The ``chat`` graph, and with ``embedding_url`` and ``retriever_url`` also the
     ``rag`` graph, which then answers every request that does not opt out of documents."""
 
     def __init__(self, host: str, port: int, llm_url: str, model_name: str,
-                 embedding_url: str | None = None, retriever_url: str | None = None):
+                 embedding_url: str | None = None, retriever_url: str | None = None,
+                 allowed_hosts: frozenset[str] = LOOPBACK_NAMES):
         self.host = host
         self.port = port
+        self.allowed_hosts = allowed_hosts
         self.llm_url = llm_url
         self.orchestrator = ChatOrchestrator(model_name)
         self.orchestrator.add(_remote("llm", llm_url, "/v1/chat/completions", ServiceType.LLM))
@@ -350,10 +426,14 @@ class ChatMegaservice:
     async def handle_chat(self, request: Request) -> Any:
         try:
             data = await request.json()
+        except ValueError as exc:
+            raise HTTPException(400, detail="the body is not JSON") from exc
+        if problem := request_problem(data):
+            raise HTTPException(400, detail=problem)
+        try:
             chat = ChatCompletionRequest.model_validate(data)
-        except ValueError as exc:  # JSONDecodeError and pydantic's ValidationError
-            detail = exc.errors() if isinstance(exc, ValidationError) else "body is not JSON"
-            raise HTTPException(400, detail=detail) from exc
+        except ValidationError as exc:
+            raise HTTPException(400, detail=validation_problem(exc)) from exc
         messages = to_openai_messages(chat.messages)
         use_documents = data.get(USE_DOCUMENTS_FIELD, True)
         if not isinstance(use_documents, bool):
@@ -366,7 +446,7 @@ class ChatMegaservice:
             frequency_penalty=chat.frequency_penalty or 0.0,
             presence_penalty=chat.presence_penalty or 0.0,
             repetition_penalty=chat.repetition_penalty or 1.03,
-            stream=bool(data.get("stream", True)),
+            stream=data.get("stream", True),
         )
         rag = self.rag if use_documents else None
         gone = asyncio.Event()
@@ -405,8 +485,9 @@ class ChatMegaservice:
                              "sources": results[self.retriever_node]["sources"]})
 
     def serve(self) -> None:
-        service = MicroService(
+        service = GuardedMicroService(
             "opea-chat megaservice",
+            allowed_hosts=self.allowed_hosts,
             service_role=ServiceRoleType.MEGASERVICE,
             host=self.host,
             port=self.port,
@@ -430,10 +511,13 @@ def main(argv: list[str] | None = None) -> None:
     # With both, the rag graph (ChatQnA's EMBEDDING_SERVER_* / RETRIEVER_SERVICE_* too).
     parser.add_argument("--embedding-url", default=_env_url("EMBEDDING_SERVER"))
     parser.add_argument("--retriever-url", default=_env_url("RETRIEVER_SERVICE"))
+    parser.add_argument("--allowed-host", action="append", default=[],
+                        help="a host name, besides the loopback ones, that may address it")
     args = parser.parse_args(argv)
+    allowed = LOOPBACK_NAMES | {name.lower() for name in args.allowed_host}
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     ChatMegaservice(args.host, args.port, args.llm_url, args.model,
-                    args.embedding_url, args.retriever_url).serve()
+                    args.embedding_url, args.retriever_url, allowed).serve()
 
 
 def _env_url(prefix: str) -> str | None:

@@ -126,7 +126,7 @@ LLAMA_CPP_PYTHON = ServiceSpec(
     port_setting="llm_port",
     timeout_setting="llm_start_timeout",
     local_command=(
-        "{python}", "-m", "llama_cpp.server", "--model", "{model_path}",
+        "{python}", "-m", "opea.llm_server", "--model", "{model_path}",
         "--model_alias", "{model_name}", "--host", "{host}", "--port", "{port}",
         "--n_ctx", "{context_size}", "--n_threads", "{threads}",
         "--n_gpu_layers", "{gpu_layers}",
@@ -211,8 +211,10 @@ CHAT_MEGASERVICE = ServiceSpec(
         image="{registry}/chatqna:{tag}",
         port=8888,
         entrypoint=("python",),
+        # The app container addresses it by its service name on the session's network.
         command=("-m", "opea.megaservice", "--host", "0.0.0.0", "--port", "8888",
-                 "--llm-url", "{llm_url}", "--model", "{model_name}"),
+                 "--llm-url", "{llm_url}", "--model", "{model_name}",
+                 "--allowed-host", "megaservice"),
         # The image's own PYTHONPATH (`:/home/user`, where comps lives) is kept.
         environment=(("PYTHONPATH", "/home/user/opea-chat:/home/user"), ("no_proxy", "*")),
         mounts_project=True,
@@ -226,7 +228,7 @@ CHAT_MEGASERVICE = ServiceSpec(
 
 # The page script the app's local command runs (`{app_script}`): named as a module, so that
 # a runtime finds its file without importing the app.
-APP_MODULE = "app.main"
+APP_MODULE = "app.server"
 
 CHAT_APP = ServiceSpec(
     name="app",

@@ -9,6 +9,12 @@ Python's ``repr`` of the token's UTF-8 bytes::
 
 Decoding uses ``ast.literal_eval`` (never ``eval``) and an incremental UTF-8 decoder, since
 a multi-byte character can be split across two events.
+
+A failure after the stream has begun (HTTP 200 is already sent) ends it with an error event
+before ``[DONE]``; its data is JSON with a one-line ``message`` (docs/api.md)::
+
+    event: error
+    data: {"message": "the conversation needs 831 tokens; the model's context holds 512"}
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import ast
 import codecs
 import json
 import logging
+import re
 from collections.abc import Iterable, Iterator
 
 DONE = "[DONE]"
@@ -30,6 +37,25 @@ def encode_token(text: str) -> str:
 
 def done_event() -> str:
     return f"data: {DONE}\n\n"
+
+
+ERROR_EVENT = "error"
+_CONTEXT_OVERFLOW = re.compile(r"Requested tokens \((\d+)\) exceed context window of (\d+)")
+
+
+def error_event(message: str) -> str:
+    """The event that ends a stream which failed after it began."""
+    return f"event: {ERROR_EVENT}\ndata: {json.dumps({'message': message})}\n\n"
+
+
+def llm_error_message(error: object) -> str:
+    """One line for an error the LLM server reported in its stream (llama.cpp puts
+    ``{"error": {"message": ...}}`` or a bare string there)."""
+    text = str(error.get("message", error) if isinstance(error, dict) else error)
+    if match := _CONTEXT_OVERFLOW.search(text):
+        return (f"the conversation needs {match[1]} tokens but the model's context holds "
+                f"{match[2]}; start a new conversation or launch with a larger --context-size")
+    return "the LLM server failed while answering: " + " ".join(text.split())[:300]
 
 
 def _payload_bytes(payload: str) -> bytes:
@@ -57,6 +83,8 @@ class StreamDecoder:
         self.done = False
         self._event: str | None = None
         self.events: list[tuple[str, str]] = []
+        # The message of an error event, once one arrived.
+        self.error: str | None = None
 
     def feed_line(self, line: str) -> str:
         line = line.rstrip("\r\n")
@@ -69,6 +97,12 @@ class StreamDecoder:
         if not line.startswith("data:"):
             return ""  # comments (":"), other SSE fields
         payload = line[5:].removeprefix(" ")
+        if self._event == ERROR_EVENT:
+            try:
+                self.error = str(json.loads(payload)["message"])
+            except (ValueError, KeyError, TypeError):
+                self.error = payload.strip() or "the service failed while answering"
+            return ""
         if self._event not in (None, "message"):
             self.events.append((self._event or "", payload))
             return ""
@@ -115,8 +149,10 @@ class OpenAIReframer:
             events += self._event(self._buffer.decode("utf-8", errors="replace"))
             self._buffer = b""
         if not self.done:
+            # The LLM server ended its stream without [DONE]: it failed after it began.
             self.done = True
-            events.append(done_event())
+            events += [error_event("the LLM server stopped before the answer was complete; "
+                                   "check its log (`opea-chat logs llm`)"), done_event()]
         return events
 
     def _event(self, event: str) -> list[str]:
@@ -126,12 +162,21 @@ class OpenAIReframer:
         if not data:
             if event.strip() and not event.lstrip().startswith(":"):
                 _log.error("LLM server answered instead of streaming: %s", event[:500])
+                try:
+                    error = json.loads(event)["error"]
+                except (ValueError, KeyError, TypeError):
+                    return []
+                self.done = True
+                return [error_event(llm_error_message(error)), done_event()]
             return []
         if data == DONE:
             self.done = True
             return [done_event()]
         try:
             message = json.loads(data)
+            if isinstance(message, dict) and "error" in message:
+                self.done = True
+                return [error_event(llm_error_message(message["error"])), done_event()]
             content = message["choices"][0]["delta"].get("content")
         except (ValueError, KeyError, IndexError, TypeError, AttributeError):
             _log.error("unexpected event from the LLM server: %s", data[:500])

@@ -14,7 +14,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from app.history import FILE_NAME, AnswerMeta, History
-from launcher.local_runtime import APP_SCRIPT
+from app.server import PAGE_SCRIPT
 from launcher.ports import pick_free_port
 from launcher.session_file import write_session
 from opea.client import ChatParams
@@ -38,7 +38,9 @@ class Page:
     """One browser tab on the app, for one OPEA_CHAT_HOME."""
 
     def __init__(self, home: Path, conversation: int | None = None):
-        self.at = AppTest.from_file(str(APP_SCRIPT), default_timeout=180)
+        # A script run waits for a whole answer from the real model: on a busy 2-core
+        # machine SmolLM2 drops below 1 token/s, and 180 s timed out there.
+        self.at = AppTest.from_file(str(PAGE_SCRIPT), default_timeout=420)
         if conversation is not None:
             self.at.query_params["c"] = str(conversation)
         self.home = home

@@ -18,7 +18,14 @@ from playwright.sync_api import Browser, Locator, expect
 from launcher.local_runtime import APP_SCRIPT
 from launcher.ports import pick_free_port
 from opea.stack import CHAT_APP, MEGASERVICE_URL_VARIABLE
-from tests.browser import ChatPage, accessibility_problems, chromium, screenshot
+from tests.browser import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    ChatPage,
+    accessibility_problems,
+    chromium,
+    screenshot,
+)
 from tests.http_stub import serve
 from tests.launched import Launched
 from tests.services import megaservice, running, service_command
@@ -270,6 +277,44 @@ def assert_nothing_ran(app: ChatPage, recorder: Recorder) -> None:
     assert app.page.evaluate("window.__xss") is None
     assert recorder.paths == []  # the image was not fetched: it is shown as a link
     assert app.errors == []
+
+
+def test_a_dns_rebound_page_sees_nothing_and_stops_nothing(launched: Launched,
+                                                          browser: Browser,
+                                                          app: ChatPage) -> None:
+    # There is a conversation to steal (stopped at once: its answer does not matter).
+    app.send("Remember the word turnip.")
+    app.stop_button.wait_for(timeout=120_000)
+    app.page.keyboard.press("Escape")  # stops it, unless it has already ended
+    app.wait_idle()
+    assert app.page.get_by_text("Remember the word turnip.").count() > 0
+    urls = launched.session()["urls"]
+    port = urls["app"].rsplit(":", 1)[1].strip("/")
+    evil = f"http://evil.example:{port}/"
+    # A second Chromium, whose resolver maps evil.example to 127.0.0.1 (what DNS
+    # rebinding achieves), from the same Playwright (a second one cannot run beside it).
+    rebound = browser.browser_type.launch(executable_path=CHROMIUM, args=[
+        *CHROMIUM_ARGS, "--host-resolver-rules=MAP evil.example 127.0.0.1"])
+    try:
+        page = rebound.new_page()
+        response = page.goto(evil)
+        assert response is not None and response.status == 403
+        page.wait_for_timeout(2000)
+        assert page.locator(".stApp").count() == 0
+        assert "turnip" not in page.content().lower()
+        # The attacker's script, same-origin with evil.example: the page's websocket
+        # (what lists conversations and carries Quit) does not open.
+        opened = page.evaluate("""port => new Promise(done => {
+            const socket = new WebSocket(`ws://evil.example:${port}/_stcore/stream`);
+            socket.onopen = () => done(true);
+            socket.onerror = socket.onclose = () => done(false);
+        })""", port)
+        assert opened is False
+        screenshot(page, "12-dns-rebinding")
+    finally:
+        rebound.close()
+    assert launched.process.poll() is None  # nothing stopped
+    assert app.open().input.is_visible()  # and the real page still works
 
 
 def test_html_and_scripts_in_an_imported_answer_are_shown_as_text(

@@ -18,8 +18,8 @@ import psutil
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from app.server import PAGE_SCRIPT
 from launcher import shortcut
-from launcher.local_runtime import APP_SCRIPT
 from launcher.paths import resolve_paths
 from launcher.ports import is_port_free, pick_free_port
 from launcher.session_file import read_session
@@ -236,7 +236,7 @@ def test_switching_the_model_in_the_app_keeps_the_conversations(
         before = {s["name"]: s["pid"] for s in launched.session()["services"]}
         monkeypatch.setenv("OPEA_CHAT_HOME", str(home_with_model))
         monkeypatch.setenv("OPEA_CHAT_MEGASERVICE_URL", launched.session()["urls"]["megaservice"])
-        page = AppTest.from_file(str(APP_SCRIPT), default_timeout=300).run()
+        page = AppTest.from_file(str(PAGE_SCRIPT), default_timeout=300).run()
         page.chat_input[0].set_value("Name a colour.").run()
         assert page.chat_message[1].markdown[0].value.strip()
         conversations = [b.label for b in page.sidebar.button if (b.key or "").startswith("open-")]

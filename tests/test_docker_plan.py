@@ -83,7 +83,9 @@ def test_chat_profile_containers_on_a_gpu(home: Path) -> None:
     assert [(m.source, m.target, m.read_only) for m in llm.mounts] == [
         (str(home / "models"), "/models", True)]
     assert mega.entrypoint == ["python"]
-    assert mega.command[-4:] == ["--llm-url", "http://llm:8080", "--model", "smollm2-135m"]
+    # The app container reaches it by its service name, so that name passes the Host guard.
+    assert mega.command[-6:] == ["--llm-url", "http://llm:8080", "--model", "smollm2-135m",
+                                 "--allowed-host", "megaservice"]
     assert mega.mounts[0].target == "/home/user/opea-chat/opea" and mega.mounts[0].read_only
     assert llm.labels == {LABEL_MANAGED: "true", LABEL_HOME: "h1", LABEL_SESSION: "s1",
                           LABEL_SERVICE: "llm"}

@@ -4,6 +4,7 @@ local runtime uses."""
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -12,10 +13,15 @@ from typing import Any
 import psutil
 import pytest
 
-from launcher.errors import Interrupted, ServiceExitedError, StartTimeoutError
+from launcher.errors import (
+    Interrupted,
+    ServiceExitedError,
+    ServiceStartError,
+    StartTimeoutError,
+)
 from launcher.health import wait_healthy
 from launcher.plan import PlannedService
-from launcher.ports import pick_free_port
+from launcher.ports import is_port_free, pick_free_port
 from launcher.processes import log_tail
 from opea.stack import Health, Role, ServiceSpec
 from tests.command_runtime import CommandRuntime
@@ -111,3 +117,33 @@ def test_stop_ends_the_whole_process_group_including_grandchildren(runtime: Any)
     assert child.exit_code() is not None
     assert not psutil.pid_exists(grandchild) or \
         psutil.Process(grandchild).status() == psutil.STATUS_ZOMBIE
+
+
+def test_someone_elses_server_on_the_port_is_never_taken_for_the_service(
+        runtime: Any, tmp_path: Path) -> None:
+    """Issue 13 item 4: another program (another home's stack, say) answers the health URL
+    on the service's port while the process opea-chat started does not listen there."""
+    service = planned("megaservice", timeout=30)
+    foreign = subprocess.Popen([sys.executable, "-m", "http.server", str(service.port),
+                                "--bind", "127.0.0.1"], cwd=tmp_path, start_new_session=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while is_port_free(service.port):
+            assert time.monotonic() < deadline and foreign.poll() is None
+            time.sleep(0.05)
+        ours = runtime({"megaservice": py("print('loading', flush=True)\n"
+                                          "import time; time.sleep(60)")})
+        ours.start(service)
+        name = psutil.Process(foreign.pid).name()
+        with pytest.raises(ServiceStartError) as caught:
+            wait_healthy(service, ours, stop_requested=lambda: False)
+    finally:
+        foreign.terminate()
+        foreign.wait(10)
+    assert caught.value.message == (
+        f"port {service.port} for the megaservice service is already in use by another "
+        f"program (PID {foreign.pid}, {name}), not by the megaservice "
+        "service opea-chat started")
+    assert caught.value.hint == "stop what uses it"
+    assert "loading" in (caught.value.details or "")

@@ -18,7 +18,7 @@ import psutil
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from launcher.local_runtime import APP_SCRIPT
+from app.server import PAGE_SCRIPT
 from launcher.ports import is_port_free
 from opea.client import ChatParams, OpeaClient
 from opea.stack import MEGASERVICE_URL_VARIABLE
@@ -98,7 +98,7 @@ def test_launch_answer_and_stop_with_ctrl_c(launch: LaunchFactory, tmp_path: Pat
         assert client.chat("Say hello.", ChatParams(max_tokens=16)).text.strip()
 
     monkeypatch.setenv(MEGASERVICE_URL_VARIABLE, urls["megaservice"])
-    page = AppTest.from_file(str(APP_SCRIPT), default_timeout=120).run()
+    page = AppTest.from_file(str(PAGE_SCRIPT), default_timeout=120).run()
     assert page.title[0].value == "opea-chat"
     page.chat_input[0].set_value("Name a colour.").run()
     assert not page.exception

@@ -3,6 +3,8 @@ and SmolLM2, through the product's client."""
 
 from __future__ import annotations
 
+import json
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +14,7 @@ import pytest
 
 from launcher.ports import pick_free_port
 from opea.client import ChatParams, OpeaClient
-from opea.errors import EmptyAnswerError, ServiceHTTPError
+from opea.errors import AnswerFailedError, ServiceHTTPError
 from tests.services import llm_server, megaservice
 
 pytestmark = pytest.mark.integration
@@ -20,10 +22,33 @@ SHORT = ChatParams(max_tokens=24, temperature=0.0)
 
 
 @pytest.fixture(scope="module")
-def stack(smollm2: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def services(smollm2: Path, tmp_path_factory: pytest.TempPathFactory
+             ) -> Iterator[tuple[str, str]]:
     logs = tmp_path_factory.mktemp("megaservice-logs")
     with llm_server(smollm2, logs, context_size=512) as llm, megaservice(llm, logs) as url:
-        yield url
+        yield llm, url
+
+
+@pytest.fixture(scope="module")
+def stack(services: tuple[str, str]) -> str:
+    return services[1]
+
+
+@pytest.mark.parametrize("service", ["llm", "megaservice"])
+def test_a_dns_rebound_page_is_refused(services: tuple[str, str], service: str) -> None:
+    # A page at evil.example whose name now resolves to 127.0.0.1 sends its own name as
+    # Host (and its origin as Origin): both are refused, and no CORS header lets it read.
+    url = services[0] + "/v1/models" if service == "llm" else services[1] + "/v1/health_check"
+    port = url.split(":")[2].split("/")[0]
+    for headers in ({"Host": f"evil.example:{port}"},
+                    {"Origin": f"http://evil.example:{port}"}):
+        response = httpx.get(url, headers=headers, timeout=10)
+        assert response.status_code == 403, headers
+        assert "access-control-allow-origin" not in response.headers
+    own = httpx.get(url, headers={"Origin": f"http://127.0.0.1:{port}"}, timeout=10)
+    assert own.status_code == 200
+    assert "access-control-allow-origin" not in own.headers
+    assert httpx.get(url.replace("127.0.0.1", "localhost"), timeout=10).status_code == 200
 
 
 @pytest.fixture
@@ -65,21 +90,43 @@ def test_chatqna_wire_format_on_the_raw_stream(stack: str) -> None:
     assert all(e.startswith(("data: b'", 'data: b"')) for e in events[:-1])
 
 
-def test_llm_failure_while_streaming_is_an_empty_answer_not_silence(client: OpeaClient) -> None:
-    # A prompt longer than the LLM's 512-token context: llama.cpp fails upstream and OPEA's
-    # stream carries only [DONE]; the client must say so.
-    with pytest.raises(EmptyAnswerError, match="empty answer"):
+def test_context_overflow_while_streaming_is_reported_with_the_numbers(
+        client: OpeaClient) -> None:
+    # A prompt longer than the LLM's 512-token context: llama.cpp fails after the stream
+    # began (HTTP 200 already sent); the stream must end with an error event that says so.
+    with pytest.raises(AnswerFailedError) as caught:
         list(client.chat_stream("word " * 800, SHORT))
+    message = caught.value.one_line()
+    assert re.search(r"the conversation needs \d+ tokens but the model's context holds 512",
+                     message), message
 
 
-def test_llm_http_error_while_streaming_is_a_502_with_the_llm_reason(client: OpeaClient) -> None:
-    # llama.cpp refuses top_p > 1 (HTTP 500) before streaming; OPEA's own stream path would
-    # have answered 200 with only [DONE].
-    with pytest.raises(ServiceHTTPError) as caught:
-        list(client.chat_stream("hi", ChatParams(max_tokens=8, top_p=5.0)))
-    assert caught.value.status_code == 502
-    assert "the LLM server answered HTTP 500" in caught.value.body
-    assert "top_p" in caught.value.body
+def test_an_error_event_ends_the_raw_stream(stack: str) -> None:
+    body = {"messages": "word " * 800, "max_tokens": 8}
+    with httpx.stream("POST", stack + "/v1/chatqna", json=body, timeout=60) as response:
+        assert response.status_code == 200
+        lines = [line for line in response.iter_lines() if line]
+    assert lines[-3] == "event: error" and lines[-1] == "data: [DONE]"
+    assert "context holds 512" in json.loads(lines[-2].removeprefix("data: "))["message"]
+
+
+@pytest.mark.parametrize(("field", "value", "reason"), [
+    ("stream", "false", "stream must be true or false, not 'false'"),
+    ("top_p", 7, "top_p must be between 0 and 1, not 7"),
+    ("temperature", "hot", "temperature must be a number, not 'hot'"),
+    ("max_tokens", 0, "max_tokens must be a whole number of at least 1, not 0"),
+])
+def test_bad_values_get_400_with_a_one_line_reason(stack: str, field: str, value: object,
+                                                   reason: str) -> None:
+    body = {"messages": "hi", "max_tokens": 8, field: value}
+    response = httpx.post(stack + "/v1/chatqna", json=body, timeout=30)
+    assert response.status_code == 400
+    assert response.json() == {"detail": reason}
+
+
+def test_a_non_object_body_gets_400(stack: str) -> None:
+    response = httpx.post(stack + "/v1/chatqna", json=["hi"], timeout=30)
+    assert response.status_code == 400 and "JSON object" in response.text
 
 
 def test_llm_failure_without_streaming_is_a_502_with_the_llm_reason(client: OpeaClient) -> None:
@@ -87,6 +134,7 @@ def test_llm_failure_without_streaming_is_a_502_with_the_llm_reason(client: Opea
         client.chat("word " * 800, SHORT)
     assert caught.value.status_code == 502
     assert "context" in caught.value.body
+    assert "Traceback" not in caught.value.body and ".py" not in caught.value.body
 
 
 def test_bad_requests_get_400_with_the_reason(client: OpeaClient, stack: str) -> None:

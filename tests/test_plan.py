@@ -1,4 +1,5 @@
-"""Planning ports: a default port that is taken moves, an explicit one fails with its name."""
+"""Planning ports: a default port that is taken moves, an explicit one fails with its name;
+and where each service runs (its placement), decided once in the plan."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from launcher.errors import PortInUseError
 from launcher.gpu import GpuReport
 from launcher.local_runtime import LocalRuntime, service_command
 from launcher.paths import resolve_paths
-from launcher.plan import plan_stack
+from launcher.plan import Placement, plan_stack
 from launcher.progress import Progress
 from launcher.settings import load_settings
 from models.errors import ModelError
@@ -57,6 +58,22 @@ def test_two_services_never_share_a_port(home: Path) -> None:
     only_llm = load_settings(resolve_paths(), {}, flags={"llm_port": 8501})
     plan = plan_stack(only_llm, MODEL, lambda port: True, lambda: 40001)
     assert plan.service("app").port == 40001
+
+
+@pytest.mark.parametrize(("runtime", "profile", "in_containers"), [
+    ("local", "chat", set()),
+    ("remote", "chat", set()),
+    ("docker", "chat", {"llm", "megaservice"}),
+    ("docker", "rag", {"llm", "megaservice", "embedding", "reranking", "vector-db",
+                       "retriever", "dataprep"}),
+])
+def test_each_service_is_placed_once_the_app_always_as_a_process(
+        home: Path, runtime: str, profile: str, in_containers: set[str]) -> None:
+    settings = load_settings(resolve_paths(), {}, flags={"profile": profile})
+    plan = plan_stack(settings, MODEL, lambda port: True, lambda: 1, runtime=runtime)
+    placed = {s.name: s.placement for s in plan.services}
+    assert placed["app"] is Placement.PROCESS
+    assert {name for name, p in placed.items() if p is Placement.CONTAINER} == in_containers
 
 
 def test_the_local_rag_profile_runs_chatqnas_graph_as_processes(home: Path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from opea.wire import StreamDecoder, encode_token, openai_stream_to_chatqna
+from opea.wire import StreamDecoder, encode_token, error_event, openai_stream_to_chatqna
 
 
 def decode(lines: list[str]) -> str:
@@ -64,6 +64,23 @@ def test_openai_stream_is_reframed_even_when_tcp_merges_and_splits_events() -> N
     assert events == ["data: b'Hel'\n\n", "data: b'lo'\n\n", "data: [DONE]\n\n"]
 
 
-def test_an_error_body_instead_of_a_stream_yields_no_token() -> None:
+def test_an_error_body_instead_of_a_stream_becomes_an_error_event() -> None:
     error = b'{"error": {"message": "model does not exist", "code": 404}}'
-    assert list(openai_stream_to_chatqna([error])) == ["data: [DONE]\n\n"]
+    assert list(openai_stream_to_chatqna([error])) == [
+        error_event("the LLM server failed while answering: model does not exist"),
+        "data: [DONE]\n\n"]
+
+
+def test_a_stream_cut_short_or_carrying_an_error_ends_with_an_error_event() -> None:
+    cut = [b'data: {"choices": [{"delta": {"content": "Hi"}}]}\n\n']
+    events = list(openai_stream_to_chatqna(cut))
+    assert events[0] == encode_token("Hi") and events[-1] == "data: [DONE]\n\n"
+    assert events[1].startswith("event: error\n") and "stopped before" in events[1]
+    overflow = [b'data: {"error": {"message": "Requested tokens (831) exceed context window'
+                b' of 512"}}\n\n']
+    events = list(openai_stream_to_chatqna(overflow))
+    decoder = StreamDecoder()
+    texts = [decoder.feed_line(line) for event in events for line in event.split("\n")]
+    assert not "".join(texts) and decoder.done
+    assert decoder.error is not None and decoder.error.startswith(
+        "the conversation needs 831 tokens but the model's context holds 512")
