@@ -99,7 +99,7 @@ def test_launch_answer_and_stop_with_ctrl_c(launch: LaunchFactory, tmp_path: Pat
 
     monkeypatch.setenv(MEGASERVICE_URL_VARIABLE, urls["megaservice"])
     page = AppTest.from_file(str(PAGE_SCRIPT), default_timeout=120).run()
-    assert page.title[0].value == "opea-chat"
+    assert page.title[0].value == "What can I help with?"  # the welcome state
     page.chat_input[0].set_value("Name a colour.").run()
     assert not page.exception
     assert not page.error, [e.value for e in page.error]
