@@ -287,7 +287,7 @@ def test_export_compose_validates_and_the_app_image_runs(
         assert container.attrs["Config"]["User"] == "chat"
         with chromium() as browser:  # the page's own imports work inside the image
             chat = ChatPage(browser.new_page(), f"http://127.0.0.1:{port}").open()
-            chat.page.get_by_role("heading", name="opea-chat").wait_for()
+            chat.page.get_by_role("heading", name="What can I help with?").wait_for()
             assert chat.page.get_by_test_id("stException").count() == 0
             screenshot(chat.page, "30-app-image")
     finally:
