@@ -15,7 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/apt-install.sh docker.io docker-registry mmdebstrap docker-compose \
-    chromium fonts-dejavu-core desktop-file-utils xdg-user-dirs npm etcd-server
+    chromium fonts-dejavu-core desktop-file-utils xdg-user-dirs etcd-server
 # Any kubectl will do (Debian's is 1.20); another package's may already be installed.
 command -v kubectl >/dev/null || scripts/apt-install.sh kubernetes-client
 scripts/kube-apiserver.sh >/dev/null
@@ -25,6 +25,9 @@ scripts/install.sh --test
 # kept outside the repository, fetched once).
 AXE_DIR="$HOME/.cache/opea-chat/axe-core"
 if [ ! -f "$AXE_DIR/node_modules/axe-core/axe.min.js" ]; then
+    # Any npm will do: where Node.js came from elsewhere (NodeSource), Debian's npm package
+    # conflicts with it and apt refuses.
+    command -v npm >/dev/null || scripts/apt-install.sh npm
     mkdir -p "$AXE_DIR"
     (cd "$AXE_DIR" && npm install --no-audit --no-fund --silent axe-core@4)
 fi
