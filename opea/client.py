@@ -50,6 +50,19 @@ def _request_errors(url: str, read_timeout: float) -> Iterator[None]:
         raise ClientError(f"{url} closed the connection before the answer ended") from exc
 
 
+def _end_of_stream(decoder: StreamDecoder, got_text: bool,
+                   on_sources: SourcesCallback | None) -> None:
+    """What a finished stream says besides its text, the same for both clients: its
+    sources, then a failure reported by the service (an error event), else no text at all."""
+    for name, data in decoder.events:
+        if name == SOURCES_EVENT and on_sources is not None:
+            on_sources(parse_sources(data))
+    if decoder.error:
+        raise AnswerFailedError(decoder.error)
+    if not got_text:
+        raise _empty_stream()
+
+
 def _empty_stream() -> EmptyAnswerError:
     return EmptyAnswerError(
         "the model returned an empty answer (the stream held only [DONE])",
@@ -188,13 +201,7 @@ class OpeaClient:
             if tail := decoder.finish():
                 got_text = True
                 yield tail
-        for name, data in decoder.events:
-            if name == SOURCES_EVENT and on_sources is not None:
-                on_sources(parse_sources(data))
-        if decoder.error:
-            raise AnswerFailedError(decoder.error)
-        if not got_text:
-            raise _empty_stream()
+        _end_of_stream(decoder, got_text, on_sources)
 
     async def chat_stream_async(self, messages: str | Sequence[Message],
                                 params: ChatParams | None = None,
@@ -232,8 +239,4 @@ class OpeaClient:
                     if tail := decoder.finish():
                         got_text = True
                         yield tail
-        for name, data in decoder.events:
-            if name == SOURCES_EVENT and on_sources is not None:
-                on_sources(parse_sources(data))
-        if not got_text:
-            raise _empty_stream()
+        _end_of_stream(decoder, got_text, on_sources)

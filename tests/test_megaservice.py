@@ -3,6 +3,7 @@ and SmolLM2, through the product's client."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import time
@@ -99,6 +100,18 @@ def test_context_overflow_while_streaming_is_reported_with_the_numbers(
     message = caught.value.one_line()
     assert re.search(r"the conversation needs \d+ tokens but the model's context holds 512",
                      message), message
+
+
+def test_the_apps_async_stream_reports_the_overflow_too(client: OpeaClient) -> None:
+    # The app writes answers with chat_stream_async: the same error event must become the
+    # same error there, not an "empty answer".
+    async def drain() -> str:
+        return "".join([piece async for piece in client.chat_stream_async("word " * 800,
+                                                                          SHORT)])
+
+    with pytest.raises(AnswerFailedError) as caught:
+        asyncio.run(drain())
+    assert "the model's context holds 512" in caught.value.one_line()
 
 
 def test_an_error_event_ends_the_raw_stream(stack: str) -> None:
