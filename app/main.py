@@ -33,6 +33,10 @@ NEW_CONVERSATION_SHORTCUT = "Ctrl+Shift+O"
 STOP_SHORTCUT = "Esc"
 STOPPED = "stopped"
 ANSWERS_SEEN = "answers_seen"  # the Generations this tab used (for Quit)
+# Whether the tab is asking "Quit opea-chat?". Kept in the session, not taken from the
+# button's one-run click: any other rerun (a late widget event, a busy machine) would
+# otherwise close the question before it could be answered.
+QUIT_ASKED = "quit_asked"
 FOLLOW_EVERY_S = 0.05
 CONVERSATION_LIST_PX = 360
 LONG_QUESTION_CHARS = 600
@@ -196,8 +200,9 @@ def model_panel(info: StackInfo, last_speed: float | None, generations: Generati
     st.metric("Last answer", f"{last_speed:.1f} tokens/s" if last_speed else "none yet")
     if session_actions.can_control(info):
         model_switch(info)
-        if st.button("Quit opea-chat", key="quit", icon=":material/power_settings_new:",
-                     use_container_width=True):
+        st.button("Quit opea-chat", key="quit", icon=":material/power_settings_new:",
+                  use_container_width=True, on_click=ask_quit, args=(True,))
+        if st.session_state.get(QUIT_ASKED):
             confirm_quit(info)
 
 
@@ -219,11 +224,25 @@ def model_switch(info: StackInfo) -> None:
         st.rerun()
 
 
-@st.dialog("Quit opea-chat?")
+def ask_quit(asked: bool) -> None:
+    st.session_state[QUIT_ASKED] = asked
+
+
+def dismiss_quit() -> None:
+    ask_quit(False)
+
+
+@st.dialog("Quit opea-chat?", on_dismiss=dismiss_quit)
 def confirm_quit(info: StackInfo) -> None:
     st.write("This stops every service opea-chat started (the model, the OPEA megaservice "
              "and this page). Your conversations are kept.")
-    if st.button("Quit", key="quit_confirmed", type="primary"):
+    keep, quit_now = st.columns(2)
+    # A button in a dialog reruns only the dialog: the page's rerun is what closes it.
+    if keep.button("Keep running", key="quit_cancelled", use_container_width=True):
+        ask_quit(False)
+        st.rerun()
+    if quit_now.button("Quit", key="quit_confirmed", type="primary",
+                       use_container_width=True):
         for generations in st.session_state.get(ANSWERS_SEEN, ()):
             generations.stop_all()
         try:

@@ -151,3 +151,19 @@ class ChatPage:
     def sidebar_button(self, title: str) -> Locator:
         return self.page.get_by_test_id("stSidebar").get_by_role("button", name=title,
                                                                   exact=True)
+
+    def ask_to_quit(self) -> Locator:
+        """Press "Quit opea-chat" in the Model section; the question it opens (a click that
+        lands while the page re-renders can be lost: click again, as a person would)."""
+        self.open_section("Model")
+        question = self.page.get_by_role("dialog").filter(has_text="Quit opea-chat?")
+        for _ in range(5):
+            if question.is_visible():  # a late one: the dialog now covers the button
+                return question
+            self.sidebar_button("Quit opea-chat").click()
+            try:
+                question.wait_for(timeout=10_000)
+            except PlaywrightTimeoutError:
+                continue
+            return question
+        raise AssertionError("Quit opea-chat did not ask to confirm")

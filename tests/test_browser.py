@@ -231,6 +231,23 @@ def test_the_empty_page_welcomes_with_the_model_and_examples(app: ChatPage) -> N
                                                           "stBaseButton-secondary")
 
 
+def test_quit_asks_first_and_keep_running_or_esc_keep_everything(
+        app: ChatPage, launched: Launched) -> None:
+    question = app.ask_to_quit()
+    expect(question).to_contain_text("Your conversations are kept")
+    screenshot(app.page, "21-quit-question")
+    question.get_by_role("button", name="Keep running", exact=True).click()
+    expect(question).to_have_count(0)
+    app.ask_to_quit()
+    app.page.keyboard.press("Escape")
+    expect(question).to_have_count(0)
+    # The answered "no" stays answered through the page's next runs, and nothing stopped.
+    app.send("Name a colour.")
+    assert app.wait_for_answer().strip()
+    expect(question).to_have_count(0)
+    assert launched.process.poll() is None
+
+
 def test_shift_enter_adds_a_line_and_enter_sends(app: ChatPage) -> None:
     app.input.fill("First line")
     app.input.press("Shift+Enter")

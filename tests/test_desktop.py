@@ -162,9 +162,7 @@ def test_a_desktop_launch_runs_detached_and_quits_from_the_app(
 
         with chromium() as browser_app:
             page = ChatPage(browser_app.new_page(), app_url.group(1)).open()
-            page.open_section("Model")
-            page.sidebar_button("Quit opea-chat").click()
-            page.page.get_by_role("dialog").get_by_role("button", name="Quit").click()
+            page.ask_to_quit().get_by_role("button", name="Quit", exact=True).click()
             page.page.get_by_text("opea-chat has stopped").wait_for(timeout=30_000)
             screenshot(page.page, "20-quit")
         launcher.wait(60)

@@ -332,9 +332,7 @@ def test_a_docker_session_from_another_shell_and_from_the_app(
         page.send("Name a colour.")
         assert page.wait_for_answer().strip()
         screenshot(page.page, "31-docker-answer")
-        page.open_section("Model")
-        page.sidebar_button("Quit opea-chat").click()
-        page.page.get_by_role("dialog").get_by_role("button", name="Quit").click()
+        page.ask_to_quit().get_by_role("button", name="Quit", exact=True).click()
         page.page.get_by_text("opea-chat has stopped").wait_for(timeout=30_000)
     assert launched.wait() == 0
     assert "Stopping (Quit in the app)" in launched.output
