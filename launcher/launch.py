@@ -46,6 +46,7 @@ from launcher.preflight import (
     probe_ram,
     require_before_download,
 )
+from launcher.private_files import close_open_files
 from launcher.progress import Progress
 from launcher.records import (
     ContainerRecord,
@@ -360,6 +361,9 @@ def _open_the_running_one(paths: Paths, settings: Settings, progress: Progress,
 
 
 def launch(settings: Settings, paths: Paths, progress: Progress) -> int:
+    # What an older version or a copy left open to others, before anything new is written.
+    if (closed := close_open_files(paths)) is not None:
+        progress.note(closed)
     with stop_on_signals() as stop, progress, home_lock(paths.lock_file) as mine:
         if not mine:
             return _open_the_running_one(paths, settings, progress, stop)
