@@ -36,8 +36,8 @@ def launch(home_with_model: Path) -> Iterator[LaunchFactory]:
     started: list[Launched] = []
 
     def start(*args: str, env: dict[str, str] | None = None,
-              default_ports: bool = False) -> Launched:
-        started.append(Launched(list(args), home_with_model, env, default_ports))
+              default_ports: bool = False, terminal: bool = False) -> Launched:
+        started.append(Launched(list(args), home_with_model, env, default_ports, terminal))
         return started[-1]
 
     yield start
@@ -134,6 +134,17 @@ def test_sigterm_and_sighup_stop_everything(launch: LaunchFactory,
     launched.signal(stop_signal)
     assert launched.wait() == 0, launched.output
     assert f"Stopping ({stop_signal.name})" in launched.output
+    assert_all_gone(launched, ports)
+
+
+def test_closing_the_terminal_stops_everything_and_exits_0(launch: LaunchFactory) -> None:
+    """The terminal window is closed: the kernel hangs up the launcher's terminal (SIGHUP,
+    then every write to it fails), not a polite `kill -HUP` with the output still read."""
+    launched = launch("--no-browser", terminal=True)
+    launched.expect(READY)
+    ports = [int(url.rsplit(":", 1)[1]) for url in launched.session()["urls"].values()]
+    launched.hang_up()
+    assert launched.wait() == 0, launched.output
     assert_all_gone(launched, ports)
 
 
