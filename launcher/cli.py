@@ -231,6 +231,7 @@ def cmd_models_list(args: argparse.Namespace) -> int:
 
 
 def cmd_models_pull(args: argparse.Namespace) -> int:
+    from launcher.private_files import make_private, too_open
     from models.embedding import EMBEDDING_CATALOGUE, pull_embedding_model
     from models.pull import pull_model
 
@@ -238,7 +239,10 @@ def cmd_models_pull(args: argparse.Namespace) -> int:
     if args.name.lower() in EMBEDDING_CATALOGUE:
         pull_embedding_model(args.name, paths.models_dir, show_progress=sys.stdout.isatty())
         return 0
-    pull_model(args.name, paths.models_dir, show_progress=sys.stdout.isatty(), link=args.link)
+    model = pull_model(args.name, paths.models_dir, show_progress=sys.stdout.isatty(),
+                       link=args.link)
+    # A copied folder keeps its source's modes (0644 files, say); a link is left alone.
+    make_private(too_open([model.path]))
     return 0
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from launcher.cli import main
 from launcher.paths import resolve_paths
 from launcher.private_files import (
     close_open_files,
@@ -24,6 +25,7 @@ from launcher.private_files import (
     private_roots,
     too_open,
 )
+from tests.model_files import hf_folder
 
 
 @pytest.fixture
@@ -159,3 +161,22 @@ def test_launch_closes_an_open_home_and_says_so(home: Path, open_umask: None) ->
     # What the launch itself wrote (its lock file) is private from the start.
     assert mode(home / "state" / "launch.lock") == "-rw-------"
     assert mode(made["own model"]) == "-rw-r--r--"
+
+
+def test_a_model_folder_copied_in_is_private_a_linked_one_is_left_alone(
+        home: Path, tmp_path: Path, open_umask: None,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    source = tmp_path / "tiny-llama"
+    hf_folder(source)  # 0755 and 0644, as most folders on a disk
+    assert main(["models", "pull", str(source)]) == 0
+    copied = home / "models" / "tiny-llama"
+    assert sorted(path.name for path in copied.iterdir()) == sorted(
+        path.name for path in source.iterdir())
+    assert too_open([home / "models"]) == []
+
+    linked_source = tmp_path / "linked" / "tiny-llama"
+    hf_folder(linked_source)
+    (home / "models" / "tiny-llama").rename(tmp_path / "moved-aside")
+    assert main(["models", "pull", "--link", str(linked_source)]) == 0
+    assert mode(linked_source / "config.json") == "-rw-r--r--"
+    assert mode(linked_source) == "drwxr-xr-x"
