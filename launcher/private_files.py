@@ -61,7 +61,9 @@ def too_open(roots: Iterable[Path]) -> list[Path]:
 @dataclass
 class Fixed:
     changed: list[Path] = field(default_factory=list)
-    refused: list[Path] = field(default_factory=list)  # not the user's: chmod refused
+    # chmod refused: another user's file (a container's, say), a read-only disk.
+    refused: list[Path] = field(default_factory=list)
+    why: str = ""  # the first refusal's reason
 
 
 def make_private(found: Iterable[Path]) -> Fixed:
@@ -73,8 +75,9 @@ def make_private(found: Iterable[Path]) -> Fixed:
             continue
         try:
             path.chmod(mode & ~OPEN_BITS)
-        except PermissionError:
+        except OSError as error:
             fixed.refused.append(path)
+            fixed.why = fixed.why or error.strerror or type(error).__name__
         else:
             fixed.changed.append(path)
     return fixed
@@ -98,7 +101,7 @@ def describe(fixed: Fixed, roots: list[Path]) -> str | None:
                 + (f" and {count - 1} more" if count > 1 else ""))
     if fixed.refused:
         line += ("; " if line else "") + (
-            f"Warning: {len(fixed.refused)} cannot be made private (not yours), e.g. "
+            f"Warning: {len(fixed.refused)} cannot be made private ({fixed.why}), e.g. "
             f"{fixed.refused[0]}: run `{fix_hint(fixed.refused, roots)}` as their owner")
     return line
 

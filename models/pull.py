@@ -185,7 +185,10 @@ def remove_stale_pulls(models_dir: Path) -> list[Path]:
     for partial in (_partial(models_dir, name) for name in names):
         if not partial.is_dir() or partial.is_symlink():
             continue
-        descriptor = os.open(partial, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            descriptor = os.open(partial, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError:  # gone meanwhile, or not ours to open: the next pull says why
+            continue
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

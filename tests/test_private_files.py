@@ -137,8 +137,8 @@ def test_a_file_that_is_not_yours_is_named_not_hidden(home_nobody_reaches: Path,
     os.waitpid(child, 0)
     assert line == (
         f"Made 1 file or folder private (others could read them): {logs}; Warning: 1 cannot "
-        f"be made private (not yours), e.g. {logs / 'theirs.log'}: run `chmod -R go-rwx "
-        f"{logs}` as their owner")
+        f"be made private (Operation not permitted), e.g. {logs / 'theirs.log'}: run "
+        f"`chmod -R go-rwx {logs}` as their owner")
     assert mode(logs) == "drwx------" and mode(logs / "theirs.log") == "-rw-r--r--"
 
 
