@@ -14,8 +14,8 @@ import streamlit as st
 
 from app import chat, documents_panel, frame, page_state, session_actions, sources
 from app.cache import SETTING as CACHE_SETTING
-from app.errors import ContextOverflowError, HistoryError
-from app.export import MAX_IMPORT_BYTES, parse_json, to_json, to_markdown
+from app.errors import ContextOverflowError, HistoryDiskError, HistoryError
+from app.export import MAX_IMPORT_BYTES, parse_backup, to_json, to_markdown
 from app.generation import Generation, Generations, silence_timeout
 from app.history import FILE_NAME, AnswerStatus, Conversation, History, Message, set_aside
 from app.page_state import ANSWER_FOR, EDIT_PROBLEM, EDITING, NOTICE, TOAST, UNDO, key
@@ -88,6 +88,11 @@ def history_problem(error: HistoryError, unsaved: str | None = None) -> None:
     if unsaved:
         with st.expander("Your message (not saved)", expanded=True):
             st.code(unsaved, language=None, wrap_lines=True)
+    if isinstance(error, HistoryDiskError):
+        # The file is fine: a fresh history would only hide the conversations.
+        st.button("Try again", key="retry_history", type="primary",
+                  on_click=open_history.clear)
+        st.stop()
 
     def start_fresh() -> None:
         kept = set_aside(Path(error.path), "old")
@@ -267,11 +272,13 @@ def backup(history: History) -> None:
         mime="application/json", on_click="ignore",
         data=lambda: to_json([(c, history.messages(c.id)) for c in history.conversations()]))
     uploader_key = f"import-{state.get('import_round', 0)}"
-    upload = st.file_uploader("Import conversations (JSON)", type=["json"], key=uploader_key,
+    # Any name: a history file set aside (history.sqlite3.old-*) has no extension to match.
+    upload = st.file_uploader("Import conversations (a JSON backup, or a history file set "
+                              "aside as history.sqlite3.old-*)", key=uploader_key,
                               max_upload_size=MAX_IMPORT_BYTES // 1_000_000)
     if upload is not None:
         try:
-            imported = parse_json(upload.getvalue())
+            imported = parse_backup(upload.getvalue())
         except OpeaChatError as error:
             st.error(error.one_line())
             return
