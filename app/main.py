@@ -37,6 +37,7 @@ ANSWERS_SEEN = "answers_seen"  # the Generations this tab used (for Quit)
 # button's one-run click: any other rerun (a late widget event, a busy machine) would
 # otherwise close the question before it could be answered.
 QUIT_ASKED = "quit_asked"
+QUESTION = "question"  # the chat input's key: a question sent as the history fails is kept
 FOLLOW_EVERY_S = 0.05
 CONVERSATION_LIST_PX = 360
 LONG_QUESTION_CHARS = 600
@@ -460,7 +461,16 @@ def start_answer(history: History, conversation: Conversation, info: StackInfo,
     return generations.start(request)
 
 
-def follow(generation: Generation) -> None:
+def not_stored(generation: Generation) -> None:
+    """An answer written but refused by the history (a full disk): say so, and show it."""
+    assert generation.not_stored is not None
+    st.error(f"The answer could not be saved: {generation.not_stored.one_line()}")
+    if generation.text:
+        with st.expander("The answer (not saved)", expanded=True):
+            st.markdown(safe_markdown(generation.text))
+
+
+def follow(generation: Generation, generations: Generations) -> None:
     """Show the answer as the app process writes it, until it is stored.
 
     Only this tab's view ends when the user does something else (Streamlit stops this run
@@ -483,6 +493,10 @@ def follow(generation: Generation) -> None:
             elif (text := generation.text) != shown:
                 slot.markdown(safe_markdown(text) + " ▌")
                 shown = text
+        if generations.take_not_stored(generation.conversation_id) is generation:
+            slot.empty()
+            not_stored(generation)  # a rerun would read the history, which fails
+            return
     st.rerun()
 
 
@@ -512,6 +526,8 @@ def page() -> None:
     # Looked up before the messages are read: an answer leaves the registry only once it
     # is stored, so it is either followed here or found among the messages.
     generation = generations.get(conversation.id)
+    if (lost := generations.take_not_stored(conversation.id)) is not None:
+        not_stored(lost)
     messages = history.messages(conversation.id)
     speeds = [m.tokens_per_second for m in messages if m.tokens_per_second]
     sidebar(history, info, conversation, speeds[-1] if speeds else None, generations)
@@ -531,7 +547,8 @@ def page() -> None:
                      answering=bool(waiting))
     answer_area = st.container()
 
-    question = st.chat_input("Ask anything (Enter sends, Shift+Enter for a new line)")
+    question = st.chat_input("Ask anything (Enter sends, Shift+Enter for a new line)",
+                             key=QUESTION)
     if question is not None:
         if problem := chat.input_problem(question):
             st.warning(problem)
@@ -556,11 +573,13 @@ def page() -> None:
         st.rerun()
     if generation is not None:
         with answer_area:
-            follow(generation)
+            follow(generation, generations)
 
 
 st.set_page_config(page_title=PRODUCT, page_icon="💬")
 try:
     page()
 except HistoryError as problem:
-    history_problem(problem)
+    # The history failed before the question could be stored (reading fails too on a full
+    # disk): show the question back rather than lose it.
+    history_problem(problem, unsaved=st.session_state.get(QUESTION))
