@@ -362,6 +362,20 @@ def disk_check(name: str, where: Path, free: int | None, need: int, what: str) -
     return passed(name, f"{needs}; {room}")
 
 
+def data_disk_check(where: Path, free: int | None, warn_below: int) -> Check:
+    """The disk of the data folder, where the chat history is written at every turn."""
+    name = "disk data"
+    if free is None:
+        return warned(name, f"cannot tell the free space at {where}",
+                      "check it yourself with `df -h`")
+    room = f"{human_size(free)} free at {where}"
+    if free < warn_below:
+        return warned(name, f"only {room}, less than {human_size(warn_below)} "
+                            "(data_disk_warn_mb); on a full disk the chat history cannot save "
+                            "conversations", "free some space on that disk")
+    return passed(name, f"{room} for the chat history")
+
+
 def ram_check(total: int, available: int) -> Check:
     detail = f"{human_size(available)} available of {human_size(total)}"
     if available < LOW_RAM:

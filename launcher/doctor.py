@@ -32,6 +32,7 @@ from launcher.paths import Paths
 from launcher.preflight import (
     Ram,
     awaited_model,
+    data_disk,
     images_disk_check,
     llm_memory_target,
     model_download_disk,
@@ -445,6 +446,8 @@ def run_doctor(paths: Paths, flags: Mapping[str, Any], gpu_smoke: bool = False,
     look = Look(deadline, docker=True)
     settings, settings_problem = _settings(paths, flags)
     found_checks: list[Check] = [settings_problem] if settings_problem else []
+    # Every runtime writes the chat history here, the remote one too.
+    found_checks.append(data_disk(paths.data_dir, settings))
     if settings.runtime == "remote":
         # Only the app runs here: the endpoint is what launch depends on.
         from launcher.remote import endpoint_checks

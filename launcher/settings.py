@@ -147,6 +147,11 @@ class Settings:
     answer_timeout: float = setting(
         60.0, "seconds the chat page waits for the model's next token before it says the "
         "model is not responding (and ends that answer)", check=_timeout)
+    # A full data disk stops conversations from being saved (app/history.py): warn early.
+    data_disk_warn_mb: int = setting(
+        500, "`status` and `doctor` warn when the disk of the data folder (the chat history) "
+        "has less than this many MB free (0: never)", metavar="MB",
+        check=_at_least(0, "use 0 to never warn, or a number of MB"))
     open_browser: bool = setting(True, "open the chat page in the browser when ready",
                                  flag=Flag.LAUNCH, flag_name="--no-browser")
     idle_timeout: float = setting(
