@@ -432,12 +432,15 @@ def gpus_for_llm(runtime: str, llm_needs_gpu: bool, gpus_setting: str,
 
 def context_that_fits(need: MemoryNeed, target: MemoryTarget) -> int | None:
     """The largest context (a multiple of 256 tokens) whose KV cache fits beside the
-    weights, when a smaller context is what would make the model fit."""
+    weights, when a smaller context is what would make the model fit; never more than the
+    model's own context (a model trained for 8192 tokens gains nothing from more)."""
     if not need.context or not need.kv_cache:
         return None
     per_token = need.kv_cache / need.context
     room = target.available * TIGHT_SHARE - need.weights - need.overhead
     context = int(room // per_token) // 256 * 256
+    if need.model_context:
+        context = min(context, need.model_context // 256 * 256)
     return context if 256 <= context < need.context else None
 
 
