@@ -297,6 +297,12 @@ def read_config_file(path: Path) -> dict[str, Any]:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}",
                           hint="fix the file or move it away") from exc
+    except IsADirectoryError as exc:
+        raise ConfigError(f"{path} is a folder, not a file",
+                          hint="move it away; the settings file is a TOML text file") from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}",
+                          hint="check its permissions, or move it away") from exc
     unknown = sorted(set(data) - {*setting_names(), "images"})
     if unknown:
         raise ConfigError(
