@@ -27,7 +27,7 @@ from launcher.devices import llama_cpp_offloads
 from launcher.docker_engine import DockerFacts
 from launcher.errors import ConfigError
 from launcher.gpu import GpuReport
-from launcher.machine import Look, Probe, describe_failure
+from launcher.machine import Look, Probe, ProbeTimeout, describe_failure
 from launcher.paths import Paths
 from launcher.preflight import (
     Ram,
@@ -409,12 +409,21 @@ def unfinished_check(models_dir: Path) -> Check | None:
                   "run the same `opea-chat models pull` again to resume, or delete them")
 
 
+SLOW_FIX = "the machine is busy: run `opea-chat doctor` again when it is less loaded"
+
+
 def _bounded(what: str, probe: Callable[[], T], deadline: float,
-             otherwise: Callable[[str], T]) -> T:
+             otherwise: Callable[[Check], T], name: str, broken_fix: str) -> T:
+    """The probe's result; else a warning named ``name``: slow to answer when the deadline
+    passed (a loaded machine, a stalled disk: nothing is known to be broken), else what
+    failed, with ``broken_fix``."""
     try:
         return Probe(what, probe).result(deadline)
+    except ProbeTimeout:
+        return otherwise(warned(name, f"slow to answer: reading {what} took longer than "
+                                      "doctor waits", SLOW_FIX))
     except BaseException as error:
-        return otherwise(_failure(error))
+        return otherwise(warned(name, f"cannot read {what}: {_failure(error)}", broken_fix))
 
 
 def _chosen_model_checks(chosen: ChosenModel, settings: Settings, runtime: str,
@@ -472,13 +481,13 @@ def run_doctor(paths: Paths, flags: Mapping[str, Any], gpu_smoke: bool = False,
     found_checks.append(verdicts.nvidia_runtime_check(docker_facts, gpus))
     found_checks.append(verdicts.runtime_check(requested, runtime, reason, gpus, docker_facts))
 
-    def unreadable(why: str) -> ChosenModel:
+    def unreadable(verdict: Check) -> ChosenModel:
         model = LocalModel(settings.model, Path(settings.model), 0)
-        return ChosenModel(model, [warned(f"model {settings.model}", f"cannot read it: {why}",
-                                          "check the models folder's disk")], ready=False)
+        return ChosenModel(model, [verdict], ready=False)
 
-    chosen = _bounded("the model", lambda: chosen_model(settings, paths), deadline,
-                      unreadable)
+    chosen = _bounded(f"the model {settings.model}", lambda: chosen_model(settings, paths),
+                      deadline, unreadable, f"model {settings.model}",
+                      "check the models folder's disk")
     found_checks.append(ports_check(settings, chosen.model, runtime))
     if runtime == "docker":
         found_checks += docker_stack_checks(found, paths, chosen.model, deadline)
@@ -494,12 +503,12 @@ def run_doctor(paths: Paths, flags: Mapping[str, Any], gpu_smoke: bool = False,
                   and m.path.resolve() != chosen.model.path.resolve()]
         return model_checks(listed, settings, runtime, gpus, ram)
 
-    found_checks += _bounded("the models folder", others, deadline, lambda why: [
-        warned("models", f"cannot read {paths.models_dir}: {why}", "check the folder")])
+    found_checks += _bounded(f"the models folder {paths.models_dir}", others, deadline,
+                             lambda verdict: [verdict], "models", "check the folder")
     found_checks += _bounded(
-        "the embedding models", lambda: embedding_checks(settings, paths.models_dir, runtime),
-        deadline, lambda why: [warned("embedding models", f"cannot read {paths.models_dir}: "
-                                                          f"{why}", "check the folder")])
+        f"the embedding models in {paths.models_dir}",
+        lambda: embedding_checks(settings, paths.models_dir, runtime), deadline,
+        lambda verdict: [verdict], "embedding models", "check the folder")
     unfinished = unfinished_check(paths.models_dir)
     if unfinished is not None:
         found_checks.append(unfinished)
