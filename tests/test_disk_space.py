@@ -9,7 +9,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.full_disk import fill, free_space, small_disk
+import pytest
+
+from models.errors import ModelError
+from models.pull import pull_model
+from tests.full_disk import FILLER, fill, free_space, small_disk
 
 
 def opea_chat(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -46,3 +50,32 @@ def test_status_and_doctor_warn_when_the_data_disk_is_nearly_full(home: Path) ->
         [check] = [c for c in json.loads(doctor.stdout) if c["name"] == "disk data"]
         assert (check["status"], check["detail"]) == (
             "pass", f"4.2 MB free at {data} for the chat history")
+
+
+def test_a_pull_onto_a_full_disk_says_how_much_room_there_is_and_leaves_nothing(
+        home: Path) -> None:
+    models = home / "models"
+    with small_disk(models):
+        pull = opea_chat("models", "pull", "smollm2-135m")
+        assert (pull.returncode, pull.stdout) == (1, "")
+        assert pull.stderr == (
+            f"Error: not enough space on {models}: 2 MB free, the model needs 98 MB; free some "
+            "space on that disk, or point OPEA_CHAT_HOME at a bigger one, then pull again\n")
+        assert list(models.iterdir()) == []
+
+
+@pytest.mark.parametrize("source", ["catalogue", "local file"])
+def test_a_disk_that_fills_during_a_pull_says_so_and_leaves_nothing_partial(
+        tmp_path: Path, smollm2: Path, source: str) -> None:
+    models = tmp_path / "models"
+    with small_disk(models, size="160m"):
+        def fill_once_started(text: str) -> None:
+            if text.startswith(("Pulling", "Copying")):  # after the check for room
+                fill(models)
+
+        with pytest.raises(ModelError) as caught:
+            pull_model("smollm2-135m" if source == "catalogue" else str(smollm2), models,
+                       say=fill_once_started)
+        assert caught.value.one_line().startswith(
+            f"Error: not enough space on {models}: 0 MB free, the model needs 98 MB;"[7:])
+        assert [p.name for p in models.iterdir()] == [FILLER]  # no partial model file
