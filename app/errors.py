@@ -21,6 +21,16 @@ class HistoryCorruptError(HistoryError):
     """The history file is not a readable SQLite database (or fails its integrity check)."""
 
 
+class HistoryDiskError(HistoryError):
+    """The disk holding the history is full or fails to read or write it. The file itself
+    is fine: never a reason to set it aside and start a fresh one."""
+
+    def __init__(self, message: str, path: str, *, free_bytes: int | None,
+                 hint: str | None = None):
+        super().__init__(message, path, hint=hint)
+        self.free_bytes = free_bytes
+
+
 class HistoryTooNewError(HistoryError):
     """The history was written by a newer opea-chat whose schema this one does not know."""
 

@@ -14,8 +14,8 @@ import time
 from dataclasses import asdict
 from typing import Any
 
-from app.errors import ImportFileError
-from app.history import AnswerStatus, Conversation, Message
+from app.errors import HistoryCorruptError, HistoryError, HistoryTooNewError, ImportFileError
+from app.history import SQLITE_MAGIC, AnswerStatus, Conversation, Message, read_history_file
 from opea.client import ChatParams
 
 FORMAT = "opea-chat"
@@ -81,7 +81,8 @@ def to_markdown(conversation: Conversation, messages: list[Message]) -> str:
 
 def _fail(reason: str) -> ImportFileError:
     return ImportFileError(f"cannot import: {reason}",
-                           hint="choose a .json file exported by opea-chat")
+                           hint="choose a .json file exported by opea-chat, or a history "
+                                "file set aside as history.sqlite3.old-*")
 
 
 def _text(record: dict[str, Any], name: str, where: str, default: str | None = None) -> str:
@@ -139,11 +140,31 @@ def _message(record: Any, where: str) -> Message:
         cached=bool(record.get("cached", False)))
 
 
-def parse_json(data: bytes) -> list[Exported]:
-    """Conversations from an export file (ids are 0: the store gives new ones)."""
+def _check_size(data: bytes) -> None:
     if len(data) > MAX_IMPORT_BYTES:
         raise _fail(f"the file is {len(data) / 1e6:.0f} MB; the limit is "
                     f"{MAX_IMPORT_BYTES / 1e6:.0f} MB")
+
+
+def parse_backup(data: bytes) -> list[Exported]:
+    """Conversations from an export file, or from a history database file: one that was
+    set aside (``history.sqlite3.old-*``) is how an earlier history comes back."""
+    _check_size(data)
+    if not data.startswith(SQLITE_MAGIC):
+        return parse_json(data)
+    try:
+        return read_history_file(data)
+    except HistoryCorruptError:
+        raise _fail("the history file is damaged") from None
+    except HistoryTooNewError:
+        raise _fail("the history file is from a newer opea-chat") from None
+    except HistoryError as error:  # a full or failing disk where the copy is read
+        raise _fail(f"the history file cannot be read: {error.one_line()}") from None
+
+
+def parse_json(data: bytes) -> list[Exported]:
+    """Conversations from an export file (ids are 0: the store gives new ones)."""
+    _check_size(data)
     try:
         document = json.loads(data.decode("utf-8"))
     except UnicodeDecodeError:

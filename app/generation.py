@@ -20,6 +20,7 @@ import time
 from collections.abc import AsyncGenerator
 
 from app.chat import AnswerStream, Clock, Request, cached_stream, finish_answer
+from app.errors import HistoryError
 from app.history import History, Message
 from launcher.paths import resolve_paths
 from launcher.settings import Settings, load_settings
@@ -54,6 +55,8 @@ class Generation:
         self.stream = AnswerStream(iter(()), clock)
         self.done = threading.Event()  # set once the answer is stored
         self.stored: Message | None = None
+        # Why the answer could not be stored (a full disk): the page shows it with the text.
+        self.not_stored: HistoryError | None = None
         self._lock = threading.Lock()
         self._stop_requested = False
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -103,11 +106,17 @@ class Generations:
         self._clock = clock
         self._lock = threading.Lock()
         self._running: dict[int, Generation] = {}
+        self._not_stored: dict[int, Generation] = {}  # answers the history refused
         self.last_not_responding: float | None = None  # time.time() of the last such answer
 
     def get(self, conversation_id: int) -> Generation | None:
         with self._lock:
             return self._running.get(conversation_id)
+
+    def take_not_stored(self, conversation_id: int) -> Generation | None:
+        """The conversation's last answer if the history could not store it (once)."""
+        with self._lock:
+            return self._not_stored.pop(conversation_id, None)
 
     def running(self) -> list[Generation]:
         with self._lock:
@@ -148,6 +157,10 @@ class Generations:
             try:
                 generation.stored = finish_answer(self._history, generation.request,
                                                   generation.stream)
+            except HistoryError as error:
+                generation.not_stored = error
+                with self._lock:
+                    self._not_stored[generation.conversation_id] = generation
             finally:
                 with self._lock:
                     self._running.pop(generation.conversation_id, None)

@@ -10,13 +10,17 @@ Why it is built this way:
   touched.
 - Every sqlite3 failure becomes one ``HistoryError`` (locked, corrupt, too new) whose way
   out is ``set_aside``: move the file away (kept, never deleted) and start a fresh one.
+  A full or failing disk is ``HistoryDiskError``: the file is fine, so its way out is free
+  space and try again, never a fresh history (the conversations would seem lost).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import sqlite3
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -25,13 +29,25 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from app.errors import HistoryCorruptError, HistoryError, HistoryLockedError, HistoryTooNewError
+from app.errors import (
+    HistoryCorruptError,
+    HistoryDiskError,
+    HistoryError,
+    HistoryLockedError,
+    HistoryTooNewError,
+)
 from opea.client import ChatParams
 from opea.sources import Source, from_json
 
 FILE_NAME = "history.sqlite3"
 DEFAULT_TITLE = "New conversation"
 DELETED_KEPT_SECONDS = 24 * 3600  # how long a deleted conversation can be brought back
+# SQLite's primary result codes for a disk that is full or fails (extended codes keep them
+# in their low byte): on a full disk WAL mode mostly reports I/O errors, not "full".
+SQLITE_IOERR, SQLITE_FULL = 10, 13
+# Below this much free space a disk I/O error is taken for a full disk.
+NEARLY_FULL_BYTES = 16 * 1024 * 1024
+SQLITE_MAGIC = b"SQLite format 3\x00"
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: conversations and their messages, prompt templates, settings.
@@ -228,6 +244,52 @@ def set_aside(path: Path, reason: str) -> Path:
     return target
 
 
+def free_bytes(folder: Path) -> int | None:
+    """Free space on the disk holding ``folder`` (None: cannot tell)."""
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return None
+
+
+def megabytes(size: int) -> str:
+    return f"{size / 1e6:,.0f} MB" if size >= 1e6 else f"{size / 1e6:.1f} MB"
+
+
+def disk_error(path: Path, reason: str) -> HistoryDiskError:
+    """The disk under the history is full or fails: say which, with the free space."""
+    free = free_bytes(path.parent)
+    shown = "free space unknown" if free is None else f"{megabytes(free)} free"
+    kept = f"your conversations are kept in {path}"
+    if "full" in reason or (free is not None and free < NEARLY_FULL_BYTES):
+        return HistoryDiskError(
+            f"the disk holding the chat history ({path.parent}) is full: {shown}", str(path),
+            free_bytes=free, hint=f"free some space on that disk, then reload; {kept}")
+    return HistoryDiskError(
+        f"the disk holding the chat history ({path.parent}) failed to read or write it "
+        f"({reason}; {shown})", str(path), free_bytes=free,
+        hint=f"check that disk (its space, `dmesg`), then reload; {kept}")
+
+
+def _is_disk_error(exc: sqlite3.Error) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in (SQLITE_IOERR, SQLITE_FULL)
+    reason = str(exc)
+    return "disk I/O error" in reason or "database or disk is full" in reason
+
+
+def read_history_file(data: bytes) -> list[tuple[Conversation, list[Message]]]:
+    """Every conversation (with its messages) of a history file's bytes: one set aside as
+    ``history.sqlite3.old-*``, so earlier data can be imported back. Read from a private
+    copy, upgraded there to this schema; the original file is never touched."""
+    with tempfile.TemporaryDirectory(prefix="opea-chat-import-") as folder:
+        copy = Path(folder) / FILE_NAME
+        copy.write_bytes(data)
+        history = History(copy)
+        return [(c, history.messages(c.id)) for c in reversed(history.conversations())]
+
+
 class History:
     """One history file. Every public method is one transaction."""
 
@@ -243,6 +305,7 @@ class History:
         with suppress(OSError):
             os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
         with self._errors():
+            path.parent.mkdir(parents=True, exist_ok=True)
             connection = self._connect()
             try:
                 mode = connection.execute("PRAGMA journal_mode=WAL").fetchone()[0]
@@ -278,8 +341,16 @@ class History:
             yield
         except (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError):
             raise  # our own bug, not the file's: keep the traceback
-        except sqlite3.OperationalError as exc:
+        except OSError as exc:  # the data folder cannot even be made
+            raise disk_error(self.path, exc.strerror or str(exc)) from exc
+        except sqlite3.DatabaseError as exc:
+            # First: a full or failing disk says nothing about the file, which is kept.
+            if _is_disk_error(exc):
+                raise disk_error(self.path, str(exc)) from exc
             reason = str(exc)
+            if not isinstance(exc, sqlite3.OperationalError):
+                raise HistoryCorruptError(f"the chat history {where} is damaged ({reason})",
+                                          where, hint=damaged_way_out) from exc
             if "locked" in reason or "busy" in reason:
                 raise HistoryLockedError(
                     f"the chat history {where} is locked by another program",
@@ -290,9 +361,6 @@ class History:
                                           where, hint=damaged_way_out) from exc
             raise HistoryError(f"the chat history {where} cannot be used ({reason})", where,
                                hint=f"check the file and its folder, {way_out}") from exc
-        except sqlite3.DatabaseError as exc:
-            raise HistoryCorruptError(f"the chat history {where} is damaged ({exc})", where,
-                                      hint=damaged_way_out) from exc
 
     @contextmanager
     def _transaction(self, write: bool = True) -> Iterator[sqlite3.Connection]:

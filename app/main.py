@@ -14,8 +14,8 @@ import streamlit as st
 
 from app import chat, documents_panel, frame, page_state, session_actions, sources
 from app.cache import SETTING as CACHE_SETTING
-from app.errors import ContextOverflowError, HistoryError
-from app.export import MAX_IMPORT_BYTES, parse_json, to_json, to_markdown
+from app.errors import ContextOverflowError, HistoryDiskError, HistoryError
+from app.export import MAX_IMPORT_BYTES, parse_backup, to_json, to_markdown
 from app.generation import Generation, Generations, silence_timeout
 from app.history import FILE_NAME, AnswerStatus, Conversation, History, Message, set_aside
 from app.page_state import ANSWER_FOR, EDIT_PROBLEM, EDITING, NOTICE, TOAST, UNDO, key
@@ -37,6 +37,7 @@ ANSWERS_SEEN = "answers_seen"  # the Generations this tab used (for Quit)
 # button's one-run click: any other rerun (a late widget event, a busy machine) would
 # otherwise close the question before it could be answered.
 QUIT_ASKED = "quit_asked"
+QUESTION = "question"  # the chat input's key: a question sent as the history fails is kept
 FOLLOW_EVERY_S = 0.05
 CONVERSATION_LIST_PX = 360
 LONG_QUESTION_CHARS = 600
@@ -88,6 +89,11 @@ def history_problem(error: HistoryError, unsaved: str | None = None) -> None:
     if unsaved:
         with st.expander("Your message (not saved)", expanded=True):
             st.code(unsaved, language=None, wrap_lines=True)
+    if isinstance(error, HistoryDiskError):
+        # The file is fine: a fresh history would only hide the conversations.
+        st.button("Try again", key="retry_history", type="primary",
+                  on_click=open_history.clear)
+        st.stop()
 
     def start_fresh() -> None:
         kept = set_aside(Path(error.path), "old")
@@ -267,11 +273,13 @@ def backup(history: History) -> None:
         mime="application/json", on_click="ignore",
         data=lambda: to_json([(c, history.messages(c.id)) for c in history.conversations()]))
     uploader_key = f"import-{state.get('import_round', 0)}"
-    upload = st.file_uploader("Import conversations (JSON)", type=["json"], key=uploader_key,
+    # Any name: a history file set aside (history.sqlite3.old-*) has no extension to match.
+    upload = st.file_uploader("Import conversations (a JSON backup, or a history file set "
+                              "aside as history.sqlite3.old-*)", key=uploader_key,
                               max_upload_size=MAX_IMPORT_BYTES // 1_000_000)
     if upload is not None:
         try:
-            imported = parse_json(upload.getvalue())
+            imported = parse_backup(upload.getvalue())
         except OpeaChatError as error:
             st.error(error.one_line())
             return
@@ -453,7 +461,16 @@ def start_answer(history: History, conversation: Conversation, info: StackInfo,
     return generations.start(request)
 
 
-def follow(generation: Generation) -> None:
+def not_stored(generation: Generation) -> None:
+    """An answer written but refused by the history (a full disk): say so, and show it."""
+    assert generation.not_stored is not None
+    st.error(f"The answer could not be saved: {generation.not_stored.one_line()}")
+    if generation.text:
+        with st.expander("The answer (not saved)", expanded=True):
+            st.markdown(safe_markdown(generation.text))
+
+
+def follow(generation: Generation, generations: Generations) -> None:
     """Show the answer as the app process writes it, until it is stored.
 
     Only this tab's view ends when the user does something else (Streamlit stops this run
@@ -476,9 +493,13 @@ def follow(generation: Generation) -> None:
             elif (text := generation.text) != shown:
                 slot.markdown(safe_markdown(text) + " ▌")
                 shown = text
-    # The last tokens go on screen now: the page's next run, which shows the stored answer,
-    # takes a moment on a busy machine.
-    slot.markdown(safe_markdown(generation.text))
+        if generations.take_not_stored(generation.conversation_id) is generation:
+            slot.empty()
+            not_stored(generation)  # a rerun would read the history, which fails
+            return
+        # The last tokens go on screen now: the page's next run, which shows the stored
+        # answer, takes a moment on a busy machine.
+        slot.markdown(safe_markdown(generation.text))
     st.rerun()
 
 
@@ -508,6 +529,8 @@ def page() -> None:
     # Looked up before the messages are read: an answer leaves the registry only once it
     # is stored, so it is either followed here or found among the messages.
     generation = generations.get(conversation.id)
+    if (lost := generations.take_not_stored(conversation.id)) is not None:
+        not_stored(lost)
     messages = history.messages(conversation.id)
     speeds = [m.tokens_per_second for m in messages if m.tokens_per_second]
     sidebar(history, info, conversation, speeds[-1] if speeds else None, generations)
@@ -527,7 +550,8 @@ def page() -> None:
                      answering=bool(waiting))
     answer_area = st.container()
 
-    question = st.chat_input("Ask anything (Enter sends, Shift+Enter for a new line)")
+    question = st.chat_input("Ask anything (Enter sends, Shift+Enter for a new line)",
+                             key=QUESTION)
     if question is not None:
         if problem := chat.input_problem(question):
             st.warning(problem)
@@ -552,11 +576,13 @@ def page() -> None:
         st.rerun()
     if generation is not None:
         with answer_area:
-            follow(generation)
+            follow(generation, generations)
 
 
 st.set_page_config(page_title=PRODUCT, page_icon="💬")
 try:
     page()
 except HistoryError as problem:
-    history_problem(problem)
+    # The history failed before the question could be stored (reading fails too on a full
+    # disk): show the question back rather than lose it.
+    history_problem(problem, unsaved=st.session_state.get(QUESTION))

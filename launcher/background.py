@@ -80,6 +80,15 @@ def error_page(message: str, details: str | None, log_dir: Path) -> str:
     )
 
 
+def error_page_file(paths: Paths) -> Path:
+    return paths.state_dir / "error.html"
+
+
+def forget_failure(paths: Paths) -> None:
+    """A launch that got to Ready: an earlier failure's page would only mislead."""
+    error_page_file(paths).unlink(missing_ok=True)
+
+
 def report_failure(paths: Paths, message: str, details: str | None) -> None:
     """Tell a user who has no terminal: a notification, and a page in the browser."""
     if shutil.which("notify-send"):
@@ -87,6 +96,6 @@ def report_failure(paths: Paths, message: str, details: str | None) -> None:
             subprocess.run(["notify-send", "--app-name=opea-chat", "opea-chat could not start",
                             message], capture_output=True, timeout=5, check=False)
     paths.state_dir.mkdir(parents=True, exist_ok=True)
-    page = paths.state_dir / "error.html"
+    page = error_page_file(paths)
     page.write_text(error_page(message, details, paths.log_dir), encoding="utf-8")
     open_in_browser(page.as_uri(), wait=5.0)

@@ -362,6 +362,20 @@ def disk_check(name: str, where: Path, free: int | None, need: int, what: str) -
     return passed(name, f"{needs}; {room}")
 
 
+def data_disk_check(where: Path, free: int | None, warn_below: int) -> Check:
+    """The disk of the data folder, where the chat history is written at every turn."""
+    name = "disk data"
+    if free is None:
+        return warned(name, f"cannot tell the free space at {where}",
+                      "check it yourself with `df -h`")
+    room = f"{human_size(free)} free at {where}"
+    if free < warn_below:
+        return warned(name, f"only {room}, less than {human_size(warn_below)} "
+                            "(data_disk_warn_mb); on a full disk the chat history cannot save "
+                            "conversations", "free some space on that disk")
+    return passed(name, f"{room} for the chat history")
+
+
 def ram_check(total: int, available: int) -> Check:
     detail = f"{human_size(available)} available of {human_size(total)}"
     if available < LOW_RAM:
@@ -418,12 +432,15 @@ def gpus_for_llm(runtime: str, llm_needs_gpu: bool, gpus_setting: str,
 
 def context_that_fits(need: MemoryNeed, target: MemoryTarget) -> int | None:
     """The largest context (a multiple of 256 tokens) whose KV cache fits beside the
-    weights, when a smaller context is what would make the model fit."""
+    weights, when a smaller context is what would make the model fit; never more than the
+    model's own context (a model trained for 8192 tokens gains nothing from more)."""
     if not need.context or not need.kv_cache:
         return None
     per_token = need.kv_cache / need.context
     room = target.available * TIGHT_SHARE - need.weights - need.overhead
     context = int(room // per_token) // 256 * 256
+    if need.model_context:
+        context = min(context, need.model_context // 256 * 256)
     return context if 256 <= context < need.context else None
 
 

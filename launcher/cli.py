@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import select
 import sys
 import traceback
 from collections.abc import Sequence
@@ -59,8 +60,12 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
+    from launcher.errors import ConfigError
     from launcher.logs import show_logs
 
+    if args.lines < 0:
+        raise ConfigError(f"-n takes a number of lines, 0 or more, not {args.lines}",
+                          hint="e.g. `opea-chat logs -n 100`")
     return show_logs(resolve_paths(), args.service, args.follow, args.lines)
 
 
@@ -114,7 +119,14 @@ def cmd_export_compose(args: argparse.Namespace) -> int:
     if args.output in (None, "-"):
         sys.stdout.write(text)
     else:
-        Path(args.output).write_text(text, encoding="utf-8")
+        from launcher.errors import ConfigError
+
+        try:
+            Path(args.output).write_text(text, encoding="utf-8")
+        except OSError as error:
+            raise ConfigError(f"cannot write {args.output}: {error.strerror or error}",
+                              hint="choose a file in a folder you can write to with -o"
+                              ) from error
         print(f"Wrote {args.output}; check it with `docker compose -f {args.output} config`")
     return 0
 
@@ -422,6 +434,17 @@ def _tell_the_desktop(args: argparse.Namespace, error: OpeaChatError) -> None:
 # user's umask decides who may read those. Every other command writes only into
 # opea-chat's folders, and so do the children it starts: private (launcher.private_files).
 USER_CHOSEN_OUTPUT = frozenset({"export", "shortcut"})
+READER_GONE = 141  # 128 + SIGPIPE: what a shell shows for `yes | head -1`
+
+
+def _stdout_reader_gone() -> bool:
+    """Whether stdout is a pipe whose reader has closed it (`opea-chat status | head -1`)."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -437,6 +460,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     try:
         code: int = args.func(args)
+        sys.stdout.flush()  # a reader that left is found here, not at the exit
     except Interrupted as stop:
         print(f"Interrupted: {stop.message}; everything started was stopped.", file=sys.stderr)
         return stop.exit_code
@@ -452,6 +476,10 @@ def _run(args: argparse.Namespace) -> int:
         _tell_the_desktop(args, error)
         return error.exit_code
     except Exception as bug:  # last resort: a bug, not a user error
+        if isinstance(bug, BrokenPipeError) and _stdout_reader_gone():
+            # Quiet, as other tools are; Python would complain again flushing stdout at exit.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return READER_GONE
         if args.debug:
             traceback.print_exc()
         print(f"Error: internal error ({type(bug).__name__}: {bug}); "

@@ -27,11 +27,12 @@ from launcher.devices import llama_cpp_offloads
 from launcher.docker_engine import DockerFacts
 from launcher.errors import ConfigError
 from launcher.gpu import GpuReport
-from launcher.machine import Look, Probe, describe_failure
+from launcher.machine import Look, Probe, ProbeTimeout, describe_failure
 from launcher.paths import Paths
 from launcher.preflight import (
     Ram,
     awaited_model,
+    data_disk,
     images_disk_check,
     llm_memory_target,
     model_download_disk,
@@ -419,14 +420,21 @@ def private_files_check(paths: Paths) -> Check:
     more = f" and {len(found) - 1} more" if len(found) > 1 else ""
     return failed("private files", f"others may read {found[0]}{more}",
                   fix_hint(found, roots) + " (or run `opea-chat launch`, which does it)")
+SLOW_FIX = "the machine is busy: run `opea-chat doctor` again when it is less loaded"
 
 
 def _bounded(what: str, probe: Callable[[], T], deadline: float,
-             otherwise: Callable[[str], T]) -> T:
+             otherwise: Callable[[Check], T], name: str, broken_fix: str) -> T:
+    """The probe's result; else a warning named ``name``: slow to answer when the deadline
+    passed (a loaded machine, a stalled disk: nothing is known to be broken), else what
+    failed, with ``broken_fix``."""
     try:
         return Probe(what, probe).result(deadline)
+    except ProbeTimeout:
+        return otherwise(warned(name, f"slow to answer: reading {what} took longer than "
+                                      "doctor waits", SLOW_FIX))
     except BaseException as error:
-        return otherwise(_failure(error))
+        return otherwise(warned(name, f"cannot read {what}: {_failure(error)}", broken_fix))
 
 
 def _chosen_model_checks(chosen: ChosenModel, settings: Settings, runtime: str,
@@ -458,11 +466,14 @@ def run_doctor(paths: Paths, flags: Mapping[str, Any], gpu_smoke: bool = False,
     look = Look(deadline, docker=True)
     settings, settings_problem = _settings(paths, flags)
     found_checks: list[Check] = [settings_problem] if settings_problem else []
+    # Every runtime writes the chat history here, the remote one too; read beside the
+    # other disk checks.
+    history_disk = data_disk(paths.data_dir, settings)
     if settings.runtime == "remote":
         # Only the app runs here: the endpoint is what launch depends on.
         from launcher.remote import endpoint_checks
 
-        return found_checks + endpoint_checks(settings, os.environ)
+        return found_checks + endpoint_checks(settings, os.environ) + [history_disk]
     # Loading llama.cpp overlaps with the machine's probes.
     offload_probe = Probe("llama.cpp", llama_cpp_offloads)
     facts = look.facts()
@@ -482,13 +493,13 @@ def run_doctor(paths: Paths, flags: Mapping[str, Any], gpu_smoke: bool = False,
     found_checks.append(verdicts.nvidia_runtime_check(docker_facts, gpus))
     found_checks.append(verdicts.runtime_check(requested, runtime, reason, gpus, docker_facts))
 
-    def unreadable(why: str) -> ChosenModel:
+    def unreadable(verdict: Check) -> ChosenModel:
         model = LocalModel(settings.model, Path(settings.model), 0)
-        return ChosenModel(model, [warned(f"model {settings.model}", f"cannot read it: {why}",
-                                          "check the models folder's disk")], ready=False)
+        return ChosenModel(model, [verdict], ready=False)
 
-    chosen = _bounded("the model", lambda: chosen_model(settings, paths), deadline,
-                      unreadable)
+    chosen = _bounded(f"the model {settings.model}", lambda: chosen_model(settings, paths),
+                      deadline, unreadable, f"model {settings.model}",
+                      "check the models folder's disk")
     found_checks.append(ports_check(settings, chosen.model, runtime))
     if runtime == "docker":
         found_checks += docker_stack_checks(found, paths, chosen.model, deadline)
@@ -504,19 +515,19 @@ def run_doctor(paths: Paths, flags: Mapping[str, Any], gpu_smoke: bool = False,
                   and m.path.resolve() != chosen.model.path.resolve()]
         return model_checks(listed, settings, runtime, gpus, ram)
 
-    found_checks += _bounded("the models folder", others, deadline, lambda why: [
-        warned("models", f"cannot read {paths.models_dir}: {why}", "check the folder")])
+    found_checks += _bounded(f"the models folder {paths.models_dir}", others, deadline,
+                             lambda verdict: [verdict], "models", "check the folder")
     found_checks += _bounded(
-        "the embedding models", lambda: embedding_checks(settings, paths.models_dir, runtime),
-        deadline, lambda why: [warned("embedding models", f"cannot read {paths.models_dir}: "
-                                                          f"{why}", "check the folder")])
+        f"the embedding models in {paths.models_dir}",
+        lambda: embedding_checks(settings, paths.models_dir, runtime), deadline,
+        lambda verdict: [verdict], "embedding models", "check the folder")
     unfinished = unfinished_check(paths.models_dir)
     if unfinished is not None:
         found_checks.append(unfinished)
+    found_checks.append(history_disk)
     found_checks.append(_bounded(
         "opea-chat's folders", lambda: private_files_check(paths), deadline,
-        lambda why: warned("private files", f"cannot read opea-chat's folders: {why}",
-                           "check the folders' disk")))
+        lambda verdict: verdict, "private files", "check the folders' disk"))
     found_checks.append(hf_token_check(os.environ))
 
     if gpu_smoke:

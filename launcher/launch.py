@@ -18,6 +18,7 @@ from typing import Any
 
 import psutil
 
+from launcher.background import forget_failure
 from launcher.browser import open_in_browser
 from launcher.checks import Status, require
 from launcher.control import ControlRequest, ControlServer
@@ -422,6 +423,7 @@ def _launch(settings: Settings, paths: Paths, progress: Progress, stop: StopRequ
         start_services(list(plan.services), plan, runtime, stop, progress,
                        started=session.save)
         app_url = plan.service("app").url
+        forget_failure(paths)
         progress.ready(app_url)
         if settings.open_browser and not open_in_browser(app_url):
             progress.note("No display found: open the address above in a browser.")

@@ -27,6 +27,7 @@ from launcher.checks import (
     Check,
     MemoryTarget,
     Status,
+    data_disk_check,
     disk_check,
     failed,
     fit_check,
@@ -132,6 +133,11 @@ def model_download_disk(entry: CatalogueEntry, models_dir: Path) -> Check:
     """Room in the models folder for a catalogue model that is not pulled yet."""
     return disk_check("disk models", models_dir, free_space(models_dir), entry.size_bytes,
                       f"pulling {entry.name}")
+
+
+def data_disk(data_dir: Path, settings: Settings) -> Check:
+    """Room left for the chat history (``status`` and ``doctor`` warn; launch goes on)."""
+    return data_disk_check(data_dir, free_space(data_dir), settings.data_disk_warn_mb * 1_000_000)
 
 
 def awaited_model(entry: CatalogueEntry, models_dir: Path) -> LocalModel:

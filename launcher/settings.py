@@ -147,6 +147,11 @@ class Settings:
     answer_timeout: float = setting(
         60.0, "seconds the chat page waits for the model's next token before it says the "
         "model is not responding (and ends that answer)", check=_timeout)
+    # A full data disk stops conversations from being saved (app/history.py): warn early.
+    data_disk_warn_mb: int = setting(
+        500, "`status` and `doctor` warn when the disk of the data folder (the chat history) "
+        "has less than this many MB free (0: never)", metavar="MB",
+        check=_at_least(0, "use 0 to never warn, or a number of MB"))
     open_browser: bool = setting(True, "open the chat page in the browser when ready",
                                  flag=Flag.LAUNCH, flag_name="--no-browser")
     idle_timeout: float = setting(
@@ -292,6 +297,12 @@ def read_config_file(path: Path) -> dict[str, Any]:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}",
                           hint="fix the file or move it away") from exc
+    except IsADirectoryError as exc:
+        raise ConfigError(f"{path} is a folder, not a file",
+                          hint="move it away; the settings file is a TOML text file") from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}",
+                          hint="check its permissions, or move it away") from exc
     unknown = sorted(set(data) - {*setting_names(), "images"})
     if unknown:
         raise ConfigError(

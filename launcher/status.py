@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import json
 
+from launcher.checks import Status
 from launcher.control import ControlClient
+from launcher.errors import ConfigError
 from launcher.paths import Paths
+from launcher.preflight import data_disk
 from launcher.records import StatusReport
 from launcher.session_file import read_session
+from launcher.settings import Settings, load_settings
 from launcher.stop import running_launcher
 
 NOT_RUNNING = 3  # as `systemctl status` says of a unit that is not active
@@ -70,7 +74,24 @@ def render_status(status: StatusReport) -> str:
     return "\n".join(lines)
 
 
+def warnings(paths: Paths) -> list[str]:
+    """What may soon stop the session working though it runs: a nearly full data disk."""
+    try:
+        settings = load_settings(paths)
+    except ConfigError:
+        settings = Settings()  # launch reports the broken setting; status still tells
+    check = data_disk(paths.data_dir, settings)
+    return [f"{check.detail}; {check.fix}"] if check.status is not Status.PASS else []
+
+
 def show_status(paths: Paths, as_json: bool) -> int:
     status = collect_status(paths)
-    print(json.dumps(status.to_json(), indent=2) if as_json else render_status(status))
+    found = warnings(paths)
+    if as_json:
+        report = status.to_json()
+        if found:
+            report["warnings"] = found
+        print(json.dumps(report, indent=2))
+    else:
+        print("\n".join([render_status(status), *(f"Warning: {line}" for line in found)]))
     return 0 if status.running else NOT_RUNNING

@@ -54,6 +54,7 @@ class MemoryNeed:
     kv_cache: int
     overhead: int
     context: int
+    model_context: int | None = None  # the context the model was trained for
 
     @property
     def total(self) -> int:
@@ -77,4 +78,5 @@ def estimate(shape: ModelShape, context: int, server: str) -> MemoryNeed:
         kv_cache=kv_cache_bytes(shape, context),
         overhead=overhead.fixed + int(shape.weight_bytes * overhead.share_of_weights),
         context=context,
+        model_context=shape.context_length,
     )

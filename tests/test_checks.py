@@ -4,6 +4,7 @@ that is missing, disks, images and CUDA versions."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pynvml
@@ -149,16 +150,32 @@ def test_llama_cpp_spreads_over_gpus_and_tgi_is_bounded_by_the_fullest(
 
 
 def test_a_context_too_large_for_ram_gets_one_that_fits() -> None:
-    need = estimate(SMOL, 1_000_000, "llama.cpp")
+    shape = replace(SMOL, context_length=None)  # its own context unknown: memory decides
+    need = estimate(shape, 1_000_000, "llama.cpp")
     target = memory_target("llama.cpp", None, ram_available=8 * GIB, ram_total=16 * GIB)
     check = fit_check("smollm2-135m", need, target, "llama.cpp")
     assert check.status is Status.FAIL
     fits = context_that_fits(need, target)
     assert fits is not None and fits % 256 == 0
-    assert estimate(SMOL, fits, "llama.cpp").total <= 8 * GIB * 0.9
-    assert estimate(SMOL, fits + 256, "llama.cpp").total > 8 * GIB * 0.9
+    assert estimate(shape, fits, "llama.cpp").total <= 8 * GIB * 0.9
+    assert estimate(shape, fits + 256, "llama.cpp").total > 8 * GIB * 0.9
     assert check.fix == (f"lower the context to {fits} tokens (--context-size {fits}); use a "
                          "smaller or more quantized model")
+
+
+def test_the_context_advice_never_exceeds_the_models_own_context() -> None:
+    # 8 GB of RAM would hold ~900,000 tokens of SmolLM2's KV cache; it was trained for 8192.
+    need = estimate(SMOL, 1_000_000, "llama.cpp")
+    target = memory_target("llama.cpp", None, ram_available=8 * GIB, ram_total=16 * GIB)
+    assert SMOL.context_length == 8192
+    assert context_that_fits(need, target) == 8192
+    assert (fit_check("smollm2-135m", need, target, "llama.cpp").fix or "").startswith(
+        "lower the context to 8192 tokens (--context-size 8192);")
+    # Already within its own context: the advice is what fits in memory, as before.
+    small = memory_target("llama.cpp", None, ram_available=need.weights + need.overhead
+                          + need.kv_cache // 1000 * 5, ram_total=GIB)
+    fits = context_that_fits(estimate(SMOL, 8192, "llama.cpp"), small)
+    assert fits is not None and fits < 8192
 
 
 def test_a_tight_fit_is_a_warning() -> None:

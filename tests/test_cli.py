@@ -4,7 +4,10 @@ non-zero exit, and nothing started."""
 from __future__ import annotations
 
 import json
+import os
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import psutil
@@ -112,3 +115,47 @@ def test_models_pull_of_an_unknown_name(home: Path, capsys: pytest.CaptureFixtur
     assert code == 1
     assert err == ("Error: unknown model 'gpt-5'; models that can be pulled: smollm2-135m, "
                    "hf:OWNER/REPO[:FILE], or the path of a model\n")
+
+
+def opea_chat(*args: str, stdout: int = subprocess.PIPE) -> subprocess.CompletedProcess[str]:
+    """The real command line, in its own process."""
+    return subprocess.run([sys.executable, "-m", "launcher", *args], stdout=stdout,
+                          stderr=subprocess.PIPE, text=True, timeout=120, check=False)
+
+
+def test_user_mistakes_are_one_line_errors_not_internal_errors(home: Path) -> None:
+    compose = opea_chat("export", "compose", "-o", "/nonexistent-dir/x.yaml")
+    assert (compose.returncode, compose.stderr) == (
+        2, "Error: cannot write /nonexistent-dir/x.yaml: No such file or directory; choose a "
+           "file in a folder you can write to with -o\n")
+    assert not Path("/nonexistent-dir").exists()
+    logs = opea_chat("logs", "-n", "-5")
+    assert (logs.returncode, logs.stdout, logs.stderr) == (
+        2, "", "Error: -n takes a number of lines, 0 or more, not -5; e.g. "
+               "`opea-chat logs -n 100`\n")
+    (home / "config" / "config.toml").mkdir(parents=True)
+    for args in (("export", "compose"), ("launch", "--no-browser")):
+        broken = opea_chat(*args)
+        assert (broken.returncode, broken.stderr) == (
+            2, f"Error: {home}/config/config.toml is a folder, not a file; move it away; the "
+               "settings file is a TOML text file\n")
+    assert not (home / "state" / "session.json").exists()
+
+
+@pytest.mark.parametrize("args", [("status",), ("models", "list"), ("status", "--json")])
+def test_a_reader_that_leaves_the_pipe_ends_the_command_quietly(home: Path,
+                                                                args: tuple[str, ...]) -> None:
+    """`opea-chat status | head -1`: the reader is gone before the command writes."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = opea_chat(*args, stdout=write_end)
+    finally:
+        os.close(write_end)
+    assert (done.returncode, done.stderr) == (141, "")  # as `yes | head -1` ends
+    # Through a shell, as a user types it: the first lines, nothing on stderr.
+    shell = subprocess.run(["bash", "-o", "pipefail", "-c",
+                            f"{sys.executable} -m launcher models list | head -2"],
+                           capture_output=True, text=True, timeout=120, check=False)
+    assert shell.returncode in (0, 141) and shell.stderr == ""
+    assert len(shell.stdout.splitlines()) == 2

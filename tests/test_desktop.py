@@ -179,9 +179,13 @@ def test_a_desktop_launch_runs_detached_and_quits_from_the_app(
 @pytest.mark.integration
 def test_a_detached_launch_stopped_from_another_shell(home_with_model: Path) -> None:
     ports = {f"OPEA_CHAT_{n}_PORT": str(pick_free_port()) for n in ("LLM", "MEGASERVICE", "APP")}
+    stale = home_with_model / "state" / "error.html"  # an earlier launch's failure
+    stale.parent.mkdir(parents=True, exist_ok=True)
+    stale.write_text("<h1>opea-chat could not start</h1>")
     started = cli(home_with_model, "launch", "--background", "--no-browser", env=ports)
     try:
         assert started.returncode == 0, started.stdout + started.stderr
+        assert not stale.exists()  # a successful launch removes the stale failure page
         assert re.search(r"^Starting in the background \(launcher PID \d+, log: .*launcher\.log\)",
                          started.stdout, re.MULTILINE)
         assert cli(home_with_model, "status").returncode == 0

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 import socket
 import subprocess
@@ -90,7 +91,8 @@ def test_this_machine_no_gpu_docker_running(
     assert statuses(checks) == {
         "gpu": "warn", "llama.cpp": "pass", "docker": "pass", "nvidia runtime": "pass",
         "runtime": "pass", "ports": "pass", "model smollm2-135m": "pass",
-        "disk models": "pass", "private files": "pass", "hf token": "pass", **machine}
+        "disk models": "pass", "disk data": "pass", "private files": "pass",
+        "hf token": "pass", **machine}
     version = docker_client.version()["Version"]
     assert checks["docker"]["detail"].startswith(f"engine {version} (API ")
     assert checks["runtime"]["detail"] == (
@@ -230,6 +232,24 @@ def test_a_hung_driver_does_not_hang_doctor(home_with_model: Path, mocker: Mocke
                         r"\d\.\d s; that is not \"no GPU\": the first call after a while can "
                         r"take seconds without persistence mode", checks["gpu"]["detail"])
     assert "sudo nvidia-smi -pm 1" in checks["gpu"]["fix"]
+
+
+def test_a_model_file_that_does_not_answer_in_time_is_slow_not_broken(home: Path) -> None:
+    """A loaded machine or a stalled disk: the read is still going when doctor's time is up.
+    A FIFO is a model file whose read never ends, as a real disk under load can be."""
+    stuck = home / "models" / "stuck.gguf"
+    stuck.parent.mkdir(parents=True)
+    os.mkfifo(stuck)
+    done = subprocess.run([sys.executable, "-m", "launcher", "doctor", "--json", "--runtime",
+                           "local", "--model", str(stuck)], capture_output=True, text=True,
+                          timeout=60, check=False)
+    checks = {row["name"]: row for row in json.loads(done.stdout)}
+    assert checks[f"model {stuck}"] == {
+        "name": f"model {stuck}", "status": "warn",
+        "detail": f"slow to answer: reading the model {stuck} took longer than doctor waits",
+        "fix": "the machine is busy: run `opea-chat doctor` again when it is less loaded"}
+    assert "check the models folder" not in done.stdout  # nothing is known to be broken
+    assert done.returncode == 0 and done.stderr == ""
 
 
 def test_help_stop_and_doctor_work_with_a_broken_driver(

@@ -21,6 +21,7 @@ from app.tokens import estimate_tokens
 from opea.client import ChatParams, OpeaClient
 from opea.sources import USE_DOCUMENTS_FIELD, Source, sources_event
 from opea.wire import done_event, encode_token
+from tests.full_disk import fill, free_space, small_disk
 from tests.http_stub import serve
 from tests.services import llm_server, megaservice
 
@@ -209,3 +210,37 @@ def test_two_conversations_are_answered_at_once_by_the_real_stack(
     for request in requests:
         stored = history.messages(request.conversation_id)[-1]
         assert stored.status == "complete" and stored.content.strip()
+
+
+def filling_then_answering(folder: Path, answer: str) -> Callable[[BaseHTTPRequestHandler],
+                                                                   None]:
+    """A megaservice during whose answer the disk holding ``folder`` fills up."""
+    def handle(request: BaseHTTPRequestHandler) -> None:
+        request.rfile.read(int(request.headers.get("Content-Length") or 0))
+        fill(folder)
+        body = (encode_token(answer) + done_event()).encode()
+        request.send_response(200)
+        request.send_header("Content-Type", "text/event-stream")
+        request.send_header("Content-Length", str(len(body)))
+        request.end_headers()
+        request.wfile.write(body)
+
+    return handle
+
+
+def test_an_answer_the_full_disk_cannot_store_is_kept_with_the_reason(tmp_path: Path) -> None:
+    with small_disk(tmp_path / "data") as data:
+        history = History(data / "history.sqlite3", busy_timeout=0.3)
+        request = request_for(history, "Tell me something.")
+        with serve(filling_then_answering(data, "Something worth keeping.")) as url:
+            generations = Generations(history, OpeaClient(url))
+            generation = generations.start(request)
+            assert generation is not None and generation.done.wait(30)
+        assert generation.stored is None
+        lost = generations.take_not_stored(request.conversation_id)
+        assert lost is generation and lost.text == "Something worth keeping."
+        assert lost.not_stored is not None and "is full" in lost.not_stored.one_line()
+        assert generations.take_not_stored(request.conversation_id) is None  # told once
+        assert generations.running() == []
+        free_space(data / ".filler")
+        assert [m.role for m in history.messages(request.conversation_id)] == ["user"]

@@ -14,7 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from app.errors import HistoryCorruptError, HistoryLockedError, HistoryTooNewError
+from app.errors import (
+    HistoryCorruptError,
+    HistoryDiskError,
+    HistoryLockedError,
+    HistoryTooNewError,
+    ImportFileError,
+)
+from app.export import parse_backup
 from app.history import (
     DEFAULT_TITLE,
     MIGRATIONS,
@@ -26,6 +33,7 @@ from app.history import (
 )
 from opea.client import ChatParams
 from opea.sources import Source
+from tests.full_disk import fill, free_space, small_disk
 from tests.sqlite_lock import holding_lock
 
 PARAMS = ChatParams(max_tokens=256, temperature=0.0, top_p=0.9)
@@ -304,3 +312,68 @@ def test_a_kill_at_any_moment_keeps_every_acknowledged_change(db: Path) -> None:
         assert last <= stored <= last + 1  # at most the one in flight, never less
         with sqlite3.connect(db) as connection:
             assert connection.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_a_full_disk_is_named_with_its_free_space_and_the_history_comes_back_once_freed(
+        tmp_path: Path) -> None:
+    with small_disk(tmp_path / "data") as data:
+        db = data / "history.sqlite3"
+        history = History(db, busy_timeout=0.3)
+        kept = [history.create_conversation(title=f"chat {n}") for n in range(3)]
+        for conversation in kept:
+            history.add_question(conversation.id, f"question of {conversation.title}", None,
+                                 PARAMS)
+        filler = fill(data)
+        for attempt in (lambda: history.add_question(kept[0].id, "x" * 100_000, None, PARAMS),
+                        lambda: History(db, busy_timeout=0.3), history.conversations):
+            with pytest.raises(HistoryDiskError) as caught:
+                attempt()
+            said = caught.value.one_line()
+            assert f"the disk holding the chat history ({data}) is full: " in said
+            assert " MB free" in said and "free some space on that disk, then reload" in said
+            assert "fresh" not in said  # the file is fine: never a reason to start over
+            assert caught.value.free_bytes is not None and caught.value.free_bytes < 1_000_000
+        assert sorted(p.name for p in data.iterdir()) == sorted(
+            [".filler", "history.sqlite3", *(p.name for p in data.glob("history.sqlite3-*"))])
+        free_space(filler)
+        reopened = History(db)
+        assert sorted(c.title for c in reopened.conversations()) == ["chat 0", "chat 1", "chat 2"]
+        assert [m.content for m in reopened.messages(kept[2].id)] == ["question of chat 2"]
+        reopened.add_question(kept[0].id, "and writing works again", None, PARAMS)
+
+
+def test_a_set_aside_history_file_can_be_imported_back(db: Path) -> None:
+    old = History(db)
+    first = old.create_conversation(title="from before", system_prompt="Be kind.",
+                                    params=PARAMS)
+    old.add_question(first.id, "old question", "smollm2-135m", PARAMS)
+    old.add_answer(first.id, "old answer", AnswerMeta(
+        model="smollm2-135m", completion_tokens=2, sources=(Source("a.md", "text", 0.5),)))
+    second = old.create_conversation(title="also before")
+    old.delete(second.id)  # deleted conversations stay deleted
+    kept = set_aside(db, "old")
+    before = kept.read_bytes()
+
+    imported = parse_backup(kept.read_bytes())
+    fresh = History(db)
+    for conversation, messages in imported:
+        fresh.import_conversation(conversation, messages)
+    [restored] = fresh.conversations()
+    assert (restored.title, restored.system_prompt, restored.params) == (
+        "from before", "Be kind.", PARAMS)
+    asked, answered = fresh.messages(restored.id)
+    assert (asked.content, answered.content, answered.completion_tokens) == (
+        "old question", "old answer", 2)
+    assert answered.sources == (Source("a.md", "text", 0.5),)
+    assert kept.read_bytes() == before  # read from a copy, never changed
+
+
+def test_a_damaged_set_aside_file_is_refused_in_one_line(db: Path) -> None:
+    History(db).create_conversation(title="x")
+    with sqlite3.connect(db) as connection:
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    data = bytearray(db.read_bytes())
+    data[100:4096 * 2] = random.Random(3).randbytes(4096 * 2 - 100)
+    with pytest.raises(ImportFileError) as caught:
+        parse_backup(bytes(data))
+    assert caught.value.one_line().startswith("cannot import: the history file is damaged;")
