@@ -125,10 +125,12 @@ def sidebar(history: History, info: StackInfo, conversation: Conversation,
                   shortcut=NEW_CONVERSATION_SHORTCUT,
                   on_click=page_state.new_conversation, args=(history, state),
                   use_container_width=True)
-        search = st.text_input("Search conversations", key="search",
-                               placeholder="Search conversations", icon=":material/search:",
+        search = st.text_input(frame.SEARCH_LABEL, key="search",
+                               placeholder=frame.SEARCH_LABEL, icon=":material/search:",
                                label_visibility="collapsed")
-        found = page_state.listed(history.conversations(search))
+        results = history.search(search)
+        matches = {r.conversation.id: r.message for r in results if r.message}
+        found = page_state.listed([r.conversation for r in results])
         if search and not found:
             st.caption("No conversation contains that text.")
         # A scrolling list: a long history never pushes the sections below off screen.
@@ -141,6 +143,8 @@ def sidebar(history: History, info: StackInfo, conversation: Conversation,
                               use_container_width=True,
                               type="secondary" if item.id == conversation.id else "tertiary",
                               on_click=page_state.select, args=(state, item.id))
+                    if search and (text := matches.get(item.id)):
+                        st.caption(safe_markdown(page_state.snippet(text, search)))
         if state.get(UNDO):
             st.info(f"Deleted “{safe_markdown(state[UNDO])}”.")
             st.button("Undo delete", key="undo", icon=":material/undo:",
@@ -321,6 +325,10 @@ def conversation_header(history: History, conversation: Conversation,
         state[key("title", conversation.id)] = conversation.title  # the current one
         st.text_input("Title", key=key("title", conversation.id), on_change=page_state.rename,
                       args=(history, state, conversation.id))
+        st.button("Unpin conversation" if conversation.pinned else "Pin conversation",
+                  key="pin", icon=":material/push_pin:",
+                  help="Pinned conversations are listed first in the sidebar",
+                  on_click=history.pin, args=(conversation.id, not conversation.pinned))
         slug = "".join(c if c.isalnum() else "-" for c in conversation.title.lower())[:40]
         st.download_button("Export Markdown", data=to_markdown(conversation, messages),
                            file_name=f"{slug or 'conversation'}.md", mime="text/markdown",
@@ -340,7 +348,9 @@ def settings_panel(history: History, conversation: Conversation, info: StackInfo
     keys = page_state.settings_keys(conversation)
     templates = all_templates(history.templates())
     save, save_args = page_state.save_settings, (history, state, conversation)
-    with st.expander("System prompt and parameters", icon=":material/tune:"):
+    # Its open state is tracked so that switching conversation closes it (page_state).
+    with st.expander("System prompt and parameters", icon=":material/tune:",
+                     key=page_state.SETTINGS_OPEN, on_change="rerun"):
         st.selectbox("Template", [t.name for t in templates], index=None,
                      placeholder="Fill the system prompt from a template", key=keys["template"],
                      on_change=page_state.apply_template,
@@ -382,15 +392,7 @@ def show_message(history: History, conversation: Conversation, message: Message,
     with st.chat_message(message.role):
         if message.role == "user":
             if state.get(EDITING) == message.id:
-                st.text_area("Edit your question", key=key("edit", message.id))
-                if state.get(EDIT_PROBLEM):
-                    st.warning(state[EDIT_PROBLEM])
-                send, cancel, _ = st.columns([1, 1, 4])
-                send.button("Send", key=f"send-edit-{message.id}", type="primary",
-                            on_click=page_state.send_edit,
-                            args=(history, state, conversation.id, message.id))
-                cancel.button("Cancel", key=f"cancel-edit-{message.id}",
-                              on_click=page_state.cancel_edit, args=(state,))
+                edit_question(history, conversation, message)
                 return
             show_question(message.content)
             text, edit = st.columns([4, 1], vertical_alignment="center")
@@ -433,9 +435,38 @@ def show_message(history: History, conversation: Conversation, message: Message,
         elif is_last:
             action.button("Regenerate", key=f"regenerate-{message.id}",
                           icon=":material/refresh:", type="tertiary",
-                          help="Write this answer again (replaces it)",
-                          on_click=page_state.ask_again,
+                          help="Write this answer again (this one is kept as a version)",
+                          on_click=page_state.regenerate,
                           args=(history, state, conversation.id, message.id))
+        versions = history.versions(message)
+        if len(versions) > 1:
+            previous, number, following = page_state.version_of(versions, message.id)
+            back, where, forward, _ = st.columns([1, 1, 1, 2], vertical_alignment="center")
+            back.button("Previous version", key=f"previous-{message.id}",
+                        icon=":material/chevron_left:", type="tertiary",
+                        disabled=previous is None or answering,
+                        on_click=history.show_version, args=(previous,))
+            where.caption(f"{number}/{len(versions)}")
+            forward.button("Next version", key=f"next-{message.id}",
+                           icon=":material/chevron_right:", type="tertiary",
+                           disabled=following is None or answering,
+                           on_click=history.show_version, args=(following,))
+
+
+def edit_question(history: History, conversation: Conversation, message: Message) -> None:
+    """A question being edited: a form, so that Enter sends what is in the box (the page's
+    script maps Enter to Send and Esc to Cancel, and focuses the box)."""
+    state = st.session_state
+    with st.form(key=f"edit-form-{message.id}", border=False):
+        st.text_area(frame.EDIT_LABEL, key=key("edit", message.id))
+        if state.get(EDIT_PROBLEM):
+            st.warning(state[EDIT_PROBLEM])
+        send, cancel, _ = st.columns([1, 1, 4])
+        send.form_submit_button("Send", key=f"send-edit-{message.id}", type="primary",
+                                on_click=page_state.send_edit,
+                                args=(history, state, conversation.id, message.id))
+        cancel.form_submit_button("Cancel", key=f"cancel-edit-{message.id}",
+                                  on_click=page_state.cancel_edit, args=(state,))
 
 
 def start_answer(history: History, conversation: Conversation, info: StackInfo,

@@ -14,6 +14,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from app.history import FILE_NAME, AnswerMeta, History
+from app.render import safe_markdown
 from app.server import PAGE_SCRIPT
 from launcher.ports import pick_free_port
 from launcher.session_file import write_session
@@ -154,18 +155,35 @@ def test_conversations_can_be_created_renamed_searched_deleted_and_restored(
     dogs = page.conversation_id
     assert page.sidebar_titles == ["Tell me about dogs.", "Tell me about cats."]
 
+    # The rename field holds the current title (the one the first question gave).
+    assert page.at.text_input(key=f"title-{dogs}").value == "Tell me about dogs."
     page.at.text_input(key=f"title-{dogs}").set_value("Dogs")
     page.run()
     assert page.sidebar_titles == ["Dogs", "Tell me about cats."]
+    assert page.at.text_input(key=f"title-{dogs}").value == "Dogs"
     page.at.text_input(key="search").set_value("CATS")
     page.run()
     assert page.sidebar_titles == ["Tell me about cats."]
+    # Under the title, the words around the match in the message that has it.
+    assert "Tell me about cats." in [c.value for c in page.at.sidebar.caption]
     page.at.text_input(key="search").set_value("no such text anywhere")
     page.run()
     assert page.sidebar_titles == []
     assert "No conversation contains that text." in [c.value for c in page.at.sidebar.caption]
     page.at.text_input(key="search").set_value("")
     page.run()
+
+    # Pinned: listed first, above the newer conversation, after a reload too.
+    page.click(f"open-{cats}")
+    assert page.at.button(key="pin").label == "Pin conversation"
+    page.click("pin")
+    assert page.sidebar_titles == ["Tell me about cats.", "Dogs"]
+    assert "Pinned" in [c.value for c in page.at.sidebar.caption]
+    assert Page(home_with_model, cats).sidebar_titles == ["Tell me about cats.", "Dogs"]
+    assert page.at.button(key="pin").label == "Unpin conversation"
+    page.click("pin")
+    assert page.sidebar_titles == ["Dogs", "Tell me about cats."]
+    page.click(f"open-{dogs}")
 
     page.click("delete")
     assert page.sidebar_titles == ["Tell me about cats."]  # and the welcome page shows
@@ -201,19 +219,30 @@ def test_a_template_fills_the_system_prompt_and_parameters_apply_per_conversatio
     assert page.at.text_area(key=f"system-{page.conversation_id}").value == ""
 
 
-def test_regenerate_replaces_the_last_answer_and_edit_resends_the_question(
+def test_regenerate_keeps_earlier_versions_to_browse_and_edit_resends_the_question(
         session: dict[str, Any], home_with_model: Path) -> None:
     page = Page(home_with_model)
     page.ask("Name an animal.")
     first_answer = page.history().messages(page.conversation_id)[-1]
+    assert f"previous-{first_answer.id}" not in [b.key for b in page.at.button]  # one only
     page.click(f"regenerate-{first_answer.id}")
     stored = page.history().messages(page.conversation_id)
     assert [m.role for m in stored] == ["user", "assistant"]
-    assert stored[-1].created_at > first_answer.created_at  # a new answer replaced it
+    second = stored[-1]
+    assert second.id != first_answer.id  # a new answer on screen
+    assert "2/2" in page.captions(1)
+    assert page.at.button(key=f"next-{second.id}").disabled
+    page.click(f"previous-{second.id}")
+    assert page.messages[1] == ("assistant", safe_markdown(first_answer.content))
+    assert "1/2" in page.captions(1)
+    assert page.at.button(key=f"previous-{first_answer.id}").disabled
+    page.click(f"next-{first_answer.id}")
+    assert "2/2" in page.captions(1)
+    assert page.messages[1] == ("assistant", safe_markdown(second.content))
     question = stored[0]
     page.click(f"edit-button-{question.id}")
+    # The box is in a form: its text goes with the form's Send.
     page.at.text_area(key=f"edit-{question.id}").set_value("Name a planet.")
-    page.run()
     page.click(f"send-edit-{question.id}")
     assert page.messages[0] == ("user", "Name a planet.")
     assert page.messages[1][0] == "assistant" and page.messages[1][1].strip()
