@@ -43,6 +43,9 @@ button.opea-copy {
   font: inherit; color: inherit; display: inline-flex; gap: 0.3rem; align-items: center;
 }
 button.opea-copy:hover, button.opea-copy:focus-visible { text-decoration: underline; }
+/* The question being edited is the page's only form, and Enter sends it (not Ctrl+Enter,
+   as Streamlit's hint under the box would say). */
+[data-testid="stForm"] [data-testid="InputInstructions"] { display: none; }
 /* One Stop: the page's own (see app/frame.py). */
 [data-testid="stStatusWidget"] { display: none !important; }
 /* The conversation's title heads the page, at the size of a title, not a poster. */

@@ -424,33 +424,32 @@ def show_message(history: History, conversation: Conversation, message: Message,
             st.caption(f":material/warning: {message.left_out} earlier {turns} left out to fit "
                        "the model's context window.")
         st.caption(stats_line(message))
-        copy, action, _ = st.columns([1, 1, 3], vertical_alignment="center")
-        if message.content:
-            with copy:
-                st.html(frame.copy_button(message.content))
-        if message.status is AnswerStatus.FAILED:
-            action.button("Retry", key=f"retry-{message.id}", icon=":material/refresh:",
+        versions = history.versions(message)
+        # One row: copy, regenerate (or retry), and the versions when there are several.
+        with st.container(horizontal=True, vertical_alignment="center", gap="medium"):
+            if message.content:
+                st.html(frame.copy_button(message.content), width="content")
+            if message.status is AnswerStatus.FAILED:
+                st.button("Retry", key=f"retry-{message.id}", icon=":material/refresh:",
                           on_click=page_state.ask_again,
                           args=(history, state, conversation.id, message.id))
-        elif is_last:
-            action.button("Regenerate", key=f"regenerate-{message.id}",
+            elif is_last:
+                st.button("Regenerate", key=f"regenerate-{message.id}",
                           icon=":material/refresh:", type="tertiary",
                           help="Write this answer again (this one is kept as a version)",
                           on_click=page_state.regenerate,
                           args=(history, state, conversation.id, message.id))
-        versions = history.versions(message)
-        if len(versions) > 1:
-            previous, number, following = page_state.version_of(versions, message.id)
-            back, where, forward, _ = st.columns([1, 1, 1, 2], vertical_alignment="center")
-            back.button("Previous version", key=f"previous-{message.id}",
-                        icon=":material/chevron_left:", type="tertiary",
-                        disabled=previous is None or answering,
-                        on_click=history.show_version, args=(previous,))
-            where.caption(f"{number}/{len(versions)}")
-            forward.button("Next version", key=f"next-{message.id}",
-                           icon=":material/chevron_right:", type="tertiary",
-                           disabled=following is None or answering,
-                           on_click=history.show_version, args=(following,))
+            if len(versions) > 1:
+                previous, number, following = page_state.version_of(versions, message.id)
+                st.button("Previous version", key=f"previous-{message.id}",
+                          icon=":material/chevron_left:", type="tertiary",
+                          disabled=previous is None or answering,
+                          on_click=history.show_version, args=(previous,))
+                st.caption(f"{number}/{len(versions)}", width="content")
+                st.button("Next version", key=f"next-{message.id}",
+                          icon=":material/chevron_right:", type="tertiary",
+                          disabled=following is None or answering,
+                          on_click=history.show_version, args=(following,))
 
 
 def edit_question(history: History, conversation: Conversation, message: Message) -> None:
@@ -459,6 +458,7 @@ def edit_question(history: History, conversation: Conversation, message: Message
     state = st.session_state
     with st.form(key=f"edit-form-{message.id}", border=False):
         st.text_area(frame.EDIT_LABEL, key=key("edit", message.id))
+        st.caption("Enter sends · Shift+Enter new line · Esc cancels")
         if state.get(EDIT_PROBLEM):
             st.warning(state[EDIT_PROBLEM])
         send, cancel, _ = st.columns([1, 1, 4])
