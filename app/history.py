@@ -411,6 +411,14 @@ class History:
             connection.execute("UPDATE conversations SET title = ? WHERE id = ?",
                                (title, conversation_id))
 
+    def retitle(self, conversation_id: int, title: str, was: str) -> bool:
+        """Rename a conversation only if its title is still ``was`` (a title written in
+        the background never replaces one the user gave meanwhile)."""
+        with self._transaction() as connection:
+            return connection.execute(
+                "UPDATE conversations SET title = ? WHERE id = ? AND title = ?",
+                (title, conversation_id, was)).rowcount == 1
+
     def configure(self, conversation_id: int, system_prompt: str, params: ChatParams) -> None:
         """Set a conversation's system prompt and parameters."""
         with self._transaction() as connection:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from app import chat, documents_panel, frame, page_state, session_actions, sources
+from app import chat, documents_panel, frame, page_state, session_actions, sources, titles
 from app.cache import SETTING as CACHE_SETTING
 from app.errors import ContextOverflowError, HistoryError
 from app.export import MAX_IMPORT_BYTES, parse_json, to_json, to_markdown
@@ -38,6 +38,7 @@ ANSWERS_SEEN = "answers_seen"  # the Generations this tab used (for Quit)
 # otherwise close the question before it could be answered.
 QUIT_ASKED = "quit_asked"
 FOLLOW_EVERY_S = 0.05
+TITLE_CHECK_S = 1.0
 CONVERSATION_LIST_PX = 360
 LONG_QUESTION_CHARS = 600
 LONG_QUESTION_LINES = 8
@@ -68,7 +69,8 @@ def open_history(path: str) -> History:
 @st.cache_resource(show_spinner=False)
 def answers(history_path: str, url: str) -> Generations:
     """The answers being written, shared by every tab of this app process."""
-    return Generations(open_history(history_path), client(url), silence_timeout())
+    return Generations(open_history(history_path), client(url), silence_timeout(),
+                       write_titles=True)
 
 
 @st.cache_data(ttl=5, show_spinner=False)
@@ -157,6 +159,12 @@ def sidebar(history: History, info: StackInfo, conversation: Conversation,
                       value=bool(history.setting(CACHE_SETTING, True)), key="cache_on",
                       on_change=lambda: history.set_setting(CACHE_SETTING,
                                                             bool(state["cache_on"])))
+            st.toggle("Name conversations with a short title from the model",
+                      value=bool(history.setting(titles.SETTING, True)), key="titles_on",
+                      help="Asked after the first answer, in the background; the first "
+                           "line of the question is the title until then",
+                      on_change=lambda: history.set_setting(titles.SETTING,
+                                                            bool(state["titles_on"])))
             defaults_panel(history, info)
             if st.button("Empty the answer cache", key="empty_cache"):
                 st.toast(f"Removed {history.clear_answer_cache()} cached answers.")
@@ -510,6 +518,13 @@ def follow(generation: Generation) -> None:
     st.rerun()
 
 
+@st.fragment(run_every=TITLE_CHECK_S)
+def title_watch(generations: Generations, conversation_id: int) -> None:
+    """While the model writes the conversation's title: show it once it is there."""
+    if not generations.title_pending(conversation_id):
+        st.rerun()
+
+
 def page() -> None:
     state = st.session_state
     st.html(frame.STYLE)
@@ -581,6 +596,8 @@ def page() -> None:
     if generation is not None:
         with answer_area:
             follow(generation)
+    elif generations.title_pending(conversation.id):
+        title_watch(generations, conversation.id)
 
 
 st.set_page_config(page_title=PRODUCT, page_icon="💬")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from app import titles
 from app.history import FILE_NAME, AnswerMeta, History
 from app.render import safe_markdown
 from app.server import PAGE_SCRIPT
@@ -92,6 +94,9 @@ def session(home_with_model: Path, smollm2: Path, stack: dict[str, str],
                             urls={"llm": stack["llm"], "megaservice": stack["megaservice"]})
     write_session(home_with_model / "state" / "session.json", record)
     monkeypatch.setenv(MEGASERVICE_URL_VARIABLE, stack["megaservice"])
+    # Titles stay the first line of the first question, which these tests look for; the
+    # model's titles have a test of their own.
+    History(home_with_model / "data" / FILE_NAME).set_setting(titles.SETTING, False)
     return record.to_json()
 
 
@@ -191,6 +196,30 @@ def test_conversations_can_be_created_renamed_searched_deleted_and_restored(
     page.click("undo")
     assert page.conversation_id == dogs and page.sidebar_titles[0] == "Dogs"
     assert page.messages[0] == ("user", "Tell me about dogs.")
+
+
+def test_the_model_names_the_conversation_after_its_first_answer(
+        session: dict[str, Any], home_with_model: Path) -> None:
+    page = Page(home_with_model)
+    page.at.toggle(key="titles_on").set_value(True)
+    page.run()
+    question = "What is the tallest mountain on Earth? Answer briefly."
+    page.ask(question)
+    assert page.messages[1][1].strip()  # the answer is there, whatever the title does
+    history = page.history()
+    deadline = time.monotonic() + 240
+    while (conversation := history.conversation(page.conversation_id)) is not None \
+            and conversation.title == question:
+        assert time.monotonic() < deadline, "the model's title never came"
+        time.sleep(0.5)
+    assert conversation is not None and 0 < len(conversation.title) <= 60
+    page.run()
+    assert page.sidebar_titles == [conversation.title]
+    assert page.at.text_input(key=f"title-{page.conversation_id}").value == conversation.title
+    # Only after the first answer: the next one leaves the title alone.
+    page.ask("And the second tallest?")
+    again = history.conversation(page.conversation_id)
+    assert again is not None and again.title == conversation.title
 
 
 def test_a_template_fills_the_system_prompt_and_parameters_apply_per_conversation(

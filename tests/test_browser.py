@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Locator, expect
 
+from app import titles
+from app.history import FILE_NAME, History
 from launcher.local_runtime import APP_SCRIPT
 from launcher.ports import pick_free_port
 from opea.stack import CHAT_APP, MEGASERVICE_URL_VARIABLE
@@ -50,6 +52,9 @@ def launched(smollm2: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     home = tmp_path_factory.mktemp("browser-home")
     (home / "models").mkdir()
     (home / "models" / smollm2.name).symlink_to(smollm2)
+    # Titles stay the first line of the first question, which these tests look for (the
+    # model's titles are tested with AppTest).
+    History(home / "data" / FILE_NAME).set_setting(titles.SETTING, False)
     stack = Launched(["--no-browser"], home)
     try:
         stack.expect(READY)
