@@ -724,3 +724,23 @@ def test_regenerate_keeps_versions_and_edit_takes_enter_and_esc(app: ChatPage) -
     app.wait_idle()
     expect(panel.locator("details[open]")).to_have_count(0)
     assert app.errors == []
+
+
+def test_the_models_title_replaces_the_first_line_without_a_click(app: ChatPage,
+                                                                 launched: Launched) -> None:
+    history = History(launched.home / "data" / FILE_NAME)
+    history.set_setting(titles.SETTING, True)  # off for the module's other tests
+    try:
+        question = "Answer in one word: the largest ocean?"
+        app.send(question)
+        app.wait_for_answer()
+        # The page shows the title once the model has written it, with nobody clicking.
+        expect(app.sidebar_button(question)).to_have_count(0, timeout=180_000)
+        conversation = history.conversation(int(app.page.url.split("c=")[1].split("&")[0]))
+        assert conversation is not None and conversation.title != question
+        expect(app.sidebar_button(conversation.title)).to_be_visible()
+        expect(app.page.get_by_role("heading", name=conversation.title)).to_be_visible()
+        screenshot(app.page, "28-model-title")
+        assert app.errors == []
+    finally:
+        history.set_setting(titles.SETTING, False)
