@@ -238,7 +238,13 @@ WATCH_SCRIPT = """
       icon.setAttribute("aria-hidden", "true");
     }
   };
-  new MutationObserver(tidy).observe(document.body, {childList: true, subtree: true});
+  // At most once a frame: a streaming answer changes the page many times a second.
+  let tidyPending = false;
+  new MutationObserver(() => {
+    if (tidyPending) return;
+    tidyPending = true;
+    requestAnimationFrame(() => { tidyPending = false; tidy(); });
+  }).observe(document.body, {childList: true, subtree: true});
   tidy();
   document.addEventListener("click", (event) => {
     const box = chatBox();

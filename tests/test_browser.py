@@ -681,12 +681,14 @@ def test_regenerate_keeps_versions_and_edit_takes_enter_and_esc(app: ChatPage) -
     expect(app.assistant().get_by_role("button", name="Next version", exact=True)
            ).to_be_enabled()
     screenshot(app.page, "25-answer-versions")
+    assert accessibility_problems(app.page) == []
 
     # Edit: the box has the focus; Esc cancels, Enter sends.
     edit_box = app.page.get_by_label("Edit your question")
     app.messages.first.get_by_role("button", name="Edit question", exact=True).click()
     expect(edit_box).to_be_focused(timeout=30_000)
     screenshot(app.page, "26-editing")
+    assert accessibility_problems(app.page) == []
     edit_box.press("Escape")
     expect(edit_box).to_have_count(0, timeout=30_000)
     app.wait_idle()
