@@ -15,10 +15,11 @@ Why it is built this way:
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -266,7 +267,14 @@ class History:
     def __init__(self, path: Path, busy_timeout: float = 5.0):
         self.path = path
         self.busy_timeout = busy_timeout
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # The user's alone whatever the umask of the process that opens it first (the
+        # launcher's children have 077; an image or a test may not). SQLite gives its
+        # -wal and -shm files the same permissions. Where it cannot be created, SQLite's
+        # own open below says why. O_EXCL: never an open and close of an existing file,
+        # which would drop the POSIX locks that another connection of this process holds.
+        with suppress(OSError):
+            os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
         with self._errors():
             connection = self._connect()
             try:

@@ -515,6 +515,9 @@ def follow(generation: Generation) -> None:
             elif (text := generation.text) != shown:
                 slot.markdown(safe_markdown(text) + " ▌")
                 shown = text
+    # The last tokens go on screen now: the page's next run, which shows the stored answer,
+    # takes a moment on a busy machine.
+    slot.markdown(safe_markdown(generation.text))
     st.rerun()
 
 

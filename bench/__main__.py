@@ -1,7 +1,7 @@
 """opea-chat's benchmark: one command, numbers for every claim, comparisons as ratios
 measured side by side in the same run.
 
-    scripts/bench.sh [--runs N] [--soak N] [--no-docker] [--write-docs]
+    scripts/bench.sh [--runs N] [--soak N] [--no-docker] [--page-only] [--write-docs]
 
 Writes bench/results.json and bench/results.md (and, with --write-docs,
 docs/performance.md). Not part of the tests' pass/fail: the machines are shared and noisy;
@@ -95,8 +95,10 @@ def compose_section(model: Path, runs: int) -> dict[str, Any]:
             "down_s": launches.summary([t.down_seconds for t in timings])}
 
 
-def running_session_sections(model: Path, runs: int, soak_chats: int) -> dict[str, Any]:
-    """Streaming, concurrency, soak and `status` against one running local session."""
+def running_session_sections(model: Path, runs: int, soak_chats: int,
+                             page_only: bool = False) -> dict[str, Any]:
+    """Streaming, concurrency, soak and `status` against one running local session (or
+    only the chat page against curl)."""
     import threading
 
     with launches.bench_home(model) as home:
@@ -124,6 +126,9 @@ def running_session_sections(model: Path, runs: int, soak_chats: int) -> dict[st
             llm = record.urls["llm"]
             mega = record.urls["megaservice"]
             name = record.model.name
+            if page_only:
+                say("the chat page in Chromium against curl, same prompts")
+                return {"page": page.compare(record.urls["app"], mega, runs)}
             say("streaming: direct against through the megaservice")
             stream = streaming.compare(llm, mega, name, runs)
             say("8 concurrent streams each way")
@@ -156,9 +161,20 @@ def main() -> int:
     parser.add_argument("--docs-only", action="store_true",
                         help="measure nothing: write docs/performance.md from the last "
                              "bench/results.json (after editing bench/findings.md)")
+    parser.add_argument("--page-only", action="store_true",
+                        help="measure only the chat page against curl and update that part "
+                             "of the last bench/results.json")
     args = parser.parse_args()
     if args.docs_only:
         write_reports(json.loads(RESULTS.read_text()), docs=True)
+        return 0
+    if args.page_only:
+        model = pull_model("smollm2-135m", resolve_paths().models_dir, say=say).path
+        last = json.loads(RESULTS.read_text())
+        last.update(running_session_sections(model, args.stream_runs, 0, page_only=True))
+        last["page"]["machine"] = machine()
+        RESULTS.write_text(json.dumps(last, indent=2) + "\n")
+        print(write_reports(last, docs=args.write_docs))
         return 0
 
     model = pull_model("smollm2-135m", resolve_paths().models_dir, say=say).path

@@ -31,7 +31,7 @@ SCENARIOS: dict[str, tuple[list[str], dict[str, str]]] = {
 def run_once(extra: list[str], env: dict[str, str], model: Path | None) -> tuple[float, int]:
     with tempfile.TemporaryDirectory(prefix="opea-chat-bench-") as home:
         if model is not None:
-            (Path(home) / "models").mkdir()
+            (Path(home) / "models").mkdir(mode=0o700)  # private, as opea-chat makes it
             (Path(home) / "models" / model.name).symlink_to(model.resolve())
         started = time.monotonic()
         done = subprocess.run(

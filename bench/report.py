@@ -29,7 +29,11 @@ def rows(results: dict[str, Any]) -> list[Row]:
         section = results.get(runtime)
         if not section:
             continue
-        add(f"{runtime}: launch to `Ready`", _s(section["ready_line_s"]["median"]))
+        ready = section["ready_line_s"]["median"]
+        if runtime == "local":  # issue 12's target, with SmolLM2 on this machine
+            add("local: launch to `Ready`", _s(ready), "≤ 2.5 s", ready <= 2.5)
+        else:
+            add(f"{runtime}: launch to `Ready`", _s(ready))
         add(f"{runtime}: launch to a chat answered by the megaservice",
             _s(section["answered_s"]["median"]))
         healthy = ", ".join(f"{name} {_s(at)}" for name, at in section["healthy_at_s"].items())
@@ -39,17 +43,15 @@ def rows(results: dict[str, Any]) -> list[Row]:
             f"median {lag['median']:.0f} ms, max {lag['max']:.0f} ms", "≤ 100 ms",
             lag["max"] <= 100)
         stop = section["stop_s"]["median"]
-        limit = 3.0 if runtime == "local" else 12.0
-        add(f"{runtime}: `opea-chat stop` to nothing left", _s(stop), f"≤ {limit:g} s",
-            stop <= limit)
+        add(f"{runtime}: `opea-chat stop` to nothing left", _s(stop), "< 1 s", stop < 1)
         peaks = ", ".join(f"{name} {mb:.0f} MB" for name, mb in section["peak_rss_mb"].items())
         add(f"{runtime}: peak memory", peaks)
     if results.get("compose") and results.get("docker"):
         compose = results["compose"]["answered_s"]["median"]
         ours = results["docker"]["answered_s"]["median"]
         add("docker-compose up of the exported stack to a chat answered", _s(compose))
-        add("docker runtime speed-up over docker-compose", f"{compose / ours:.1f}x", "≥ 2x",
-            compose / ours >= 2)
+        add("docker runtime speed-up over docker-compose", f"{compose / ours:.1f}x", "≥ 5x",
+            compose / ours >= 5)
         add("docker-compose down", _s(results["compose"]["down_s"]["median"]))
     stream = results.get("streaming")
     if stream:
@@ -72,6 +74,25 @@ def rows(results: dict[str, Any]) -> list[Row]:
             f"{parallel['direct_tokens_per_s']:.1f} / {parallel['megaservice_tokens_per_s']:.1f}"
             f" ({parallel['ratio']:.3f}, {_spread(parallel['ratios'])}); identical answers "
             f"{parallel['same_answers']}")
+    in_page = results.get("page")
+    if in_page:
+        add("chat page vs curl: first token",
+            f"{in_page['page_first_token_s'] * 1000:.0f} ms vs "
+            f"{in_page['curl_first_token_s'] * 1000:.0f} ms "
+            f"(+{in_page['page_added_first_token_ms']} ms)",
+            "≤ +150 ms", in_page["page_added_first_token_ms"] <= 150)
+        add("chat page vs curl: tokens/s reaching the screen",
+            f"{in_page['page_tokens_per_s']:.1f} vs {in_page['curl_tokens_per_s']:.1f} "
+            f"({in_page['page_rate_vs_curl']:.2f}x)", "≥ 0.9x",
+            in_page["page_rate_vs_curl"] >= 0.9)
+        if "page_streamed_tokens_per_s" in in_page:
+            add("chat page: tokens/s the app's client received while the page drew them",
+                f"{in_page['page_streamed_tokens_per_s']:.1f}")
+        if "page_answer_stored_s" in in_page:
+            add("chat page vs curl: whole answer on screen / stored with its statistics",
+                f"{_s(in_page['page_answer_on_screen_s'])} / "
+                f"{_s(in_page['page_answer_stored_s'])} (curl: last token at "
+                f"{_s(in_page['curl_answer_s'])})")
     cli = results.get("cli", {})
     if "help" in cli:
         add("`opea-chat --help`", _s(cli["help"]["median"]), "≤ 0.3 s",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import traceback
 from collections.abc import Sequence
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from launcher import __version__
 from launcher.errors import Interrupted
 from launcher.paths import resolve_paths
+from launcher.private_files import PRIVATE_UMASK
 from launcher.progress import Progress
 from launcher.settings import (
     Flag,
@@ -229,6 +231,7 @@ def cmd_models_list(args: argparse.Namespace) -> int:
 
 
 def cmd_models_pull(args: argparse.Namespace) -> int:
+    from launcher.private_files import make_private, too_open
     from models.embedding import EMBEDDING_CATALOGUE, pull_embedding_model
     from models.pull import pull_model
 
@@ -236,7 +239,10 @@ def cmd_models_pull(args: argparse.Namespace) -> int:
     if args.name.lower() in EMBEDDING_CATALOGUE:
         pull_embedding_model(args.name, paths.models_dir, show_progress=sys.stdout.isatty())
         return 0
-    pull_model(args.name, paths.models_dir, show_progress=sys.stdout.isatty(), link=args.link)
+    model = pull_model(args.name, paths.models_dir, show_progress=sys.stdout.isatty(),
+                       link=args.link)
+    # A copied folder keeps its source's modes (0644 files, say); a link is left alone.
+    make_private(too_open([model.path]))
     return 0
 
 
@@ -412,8 +418,23 @@ def _tell_the_desktop(args: argparse.Namespace, error: OpeaChatError) -> None:
         report_failure(resolve_paths(), error.one_line(), error.details)
 
 
+# Commands that write where the user says (an export, the desktop's own folders): the
+# user's umask decides who may read those. Every other command writes only into
+# opea-chat's folders, and so do the children it starts: private (launcher.private_files).
+USER_CHOSEN_OUTPUT = frozenset({"export", "shortcut"})
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    umask = os.umask(PRIVATE_UMASK) if args.command not in USER_CHOSEN_OUTPUT else None
+    try:
+        return _run(args)
+    finally:
+        if umask is not None:  # main() called in-process (tests) leaves the caller's as it was
+            os.umask(umask)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         code: int = args.func(args)
     except Interrupted as stop:

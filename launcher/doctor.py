@@ -37,6 +37,7 @@ from launcher.preflight import (
     model_download_disk,
     model_fit,
 )
+from launcher.private_files import fix_hint, private_roots, too_open
 from launcher.runtime_choice import choose_runtime
 from launcher.settings import Settings, load_settings, typed_value
 from launcher.sizes import human_size
@@ -408,6 +409,18 @@ def unfinished_check(models_dir: Path) -> Check | None:
                   "run the same `opea-chat models pull` again to resume, or delete them")
 
 
+def private_files_check(paths: Paths) -> Check:
+    """Whether others may read opea-chat's folders (launch closes them; doctor only looks)."""
+    roots = private_roots(paths)
+    found = too_open(roots)
+    if not found:
+        shown = ", ".join(str(root) for root in roots if root.exists()) or "none yet"
+        return passed("private files", f"only you can read opea-chat's folders ({shown})")
+    more = f" and {len(found) - 1} more" if len(found) > 1 else ""
+    return failed("private files", f"others may read {found[0]}{more}",
+                  fix_hint(found, roots) + " (or run `opea-chat launch`, which does it)")
+
+
 def _bounded(what: str, probe: Callable[[], T], deadline: float,
              otherwise: Callable[[str], T]) -> T:
     try:
@@ -500,6 +513,10 @@ def run_doctor(paths: Paths, flags: Mapping[str, Any], gpu_smoke: bool = False,
     unfinished = unfinished_check(paths.models_dir)
     if unfinished is not None:
         found_checks.append(unfinished)
+    found_checks.append(_bounded(
+        "opea-chat's folders", lambda: private_files_check(paths), deadline,
+        lambda why: warned("private files", f"cannot read opea-chat's folders: {why}",
+                           "check the folders' disk")))
     found_checks.append(hf_token_check(os.environ))
 
     if gpu_smoke:

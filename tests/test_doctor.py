@@ -90,7 +90,7 @@ def test_this_machine_no_gpu_docker_running(
     assert statuses(checks) == {
         "gpu": "warn", "llama.cpp": "pass", "docker": "pass", "nvidia runtime": "pass",
         "runtime": "pass", "ports": "pass", "model smollm2-135m": "pass",
-        "disk models": "pass", "hf token": "pass", **machine}
+        "disk models": "pass", "private files": "pass", "hf token": "pass", **machine}
     version = docker_client.version()["Version"]
     assert checks["docker"]["detail"].startswith(f"engine {version} (API ")
     assert checks["runtime"]["detail"] == (
@@ -474,6 +474,28 @@ def test_ports_in_use_as_launch_would_see_them(
         "detail": f"port {port} for the app service is already in use (app_port, from "
                   "environment variable OPEA_CHAT_APP_PORT)",
         "fix": "stop what uses it, or choose another port with --app-port"}
+
+
+def test_folders_others_may_read_fail_with_the_fix(home_with_model: Path, no_gpu: None,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    logs = home_with_model / "logs"
+    logs.mkdir(mode=0o755)
+    logs.chmod(0o755)
+    (logs / "llm.log").write_text("what the model was asked")
+    (logs / "llm.log").chmod(0o644)
+
+    _, checks, _ = doctor(capsys)
+    assert checks["private files"] == {
+        "name": "private files", "status": "fail",
+        "detail": f"others may read {logs} and 1 more",
+        "fix": f"chmod -R go-rwx {logs} (or run `opea-chat launch`, which does it)"}
+    assert logs.stat().st_mode & 0o777 == 0o755  # doctor only looks
+
+    subprocess.run(["chmod", "-R", "go-rwx", str(logs)], check=True)  # the fix, as given
+    _, checks, _ = doctor(capsys)
+    assert checks["private files"]["status"] == "pass"
+    assert checks["private files"]["detail"] == (
+        f"only you can read opea-chat's folders ({home_with_model / 'models'}, {logs})")
 
 
 def test_the_hf_token_is_never_shown(home_with_model: Path, no_gpu: None,

@@ -9,6 +9,7 @@ import os
 import re
 import signal
 import socket
+import stat
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -35,13 +36,20 @@ def launch(home_with_model: Path) -> Iterator[LaunchFactory]:
     started: list[Launched] = []
 
     def start(*args: str, env: dict[str, str] | None = None,
-              default_ports: bool = False) -> Launched:
-        started.append(Launched(list(args), home_with_model, env, default_ports))
+              default_ports: bool = False, terminal: bool = False) -> Launched:
+        started.append(Launched(list(args), home_with_model, env, default_ports, terminal))
         return started[-1]
 
     yield start
     for launched in started:
         launched.cleanup()
+
+
+def readable_by_others(home: Path) -> list[str]:
+    """Every folder and file under ``home`` that its group or others may use (links
+    aside: a model added by link is the user's own file)."""
+    return [f"{path} {stat.filemode(path.lstat().st_mode)}" for path in home.rglob("*")
+            if not path.is_symlink() and path.lstat().st_mode & 0o077]
 
 
 def assert_all_gone(launched: Launched, ports: list[int]) -> None:
@@ -112,6 +120,9 @@ def test_launch_answer_and_stop_with_ctrl_c(launch: LaunchFactory, tmp_path: Pat
     assert launched.wait() == 0, launched.output
     assert "Stopped: every service opea-chat started has ended." in launched.output
     assert_all_gone(launched, ports)
+    # The history, the logs, the lock: nothing another user of the machine may read.
+    assert (launched.home / "data").is_dir() and list((launched.home / "logs").iterdir())
+    assert readable_by_others(launched.home) == []
 
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGHUP])
@@ -123,6 +134,17 @@ def test_sigterm_and_sighup_stop_everything(launch: LaunchFactory,
     launched.signal(stop_signal)
     assert launched.wait() == 0, launched.output
     assert f"Stopping ({stop_signal.name})" in launched.output
+    assert_all_gone(launched, ports)
+
+
+def test_closing_the_terminal_stops_everything_and_exits_0(launch: LaunchFactory) -> None:
+    """The terminal window is closed: the kernel hangs up the launcher's terminal (SIGHUP,
+    then every write to it fails), not a polite `kill -HUP` with the output still read."""
+    launched = launch("--no-browser", terminal=True)
+    launched.expect(READY)
+    ports = [int(url.rsplit(":", 1)[1]) for url in launched.session()["urls"].values()]
+    launched.hang_up()
+    assert launched.wait() == 0, launched.output
     assert_all_gone(launched, ports)
 
 
