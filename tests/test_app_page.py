@@ -243,6 +243,8 @@ def test_a_template_fills_the_system_prompt_and_parameters_apply_per_conversatio
     page.at.text_input(key="template_name").set_value("Short answers")
     page.run()
     page.click("save_template")
+    # At once, in the list of this conversation's panel (no other click needed).
+    assert "Short answers" in page.at.selectbox(key=f"template-{conversation}").options
     page.click("new")
     assert "Short answers" in page.at.selectbox(key=f"template-{page.conversation_id}").options
     assert page.at.text_area(key=f"system-{page.conversation_id}").value == ""
