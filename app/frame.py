@@ -1,6 +1,13 @@
 """What the page changes in Streamlit's own frame around it.
 
 - The input has the focus when the page loads, and titles are sized as titles.
+- Editing a question: the box has the focus, Enter sends (Shift+Enter: a new line), Esc
+  cancels. Streamlit's text area sends only with Ctrl+Enter, so Enter presses the form's
+  Send button, whose form already holds the text.
+- The sidebar's search runs as you type (Streamlit's text input reports its value on Enter
+  or when it loses the focus): a pause in typing reports it.
+- Icon buttons are named by their label alone ("Edit question", not "edit Edit question"):
+  the icon's ligature text is hidden from assistive technology.
 - Text reaches WCAG AA contrast in light and dark (axe-core checks it in the tests).
 - A message over the length limit is kept in the box with the limit, not sent and lost.
 - One Stop: Streamlit's status widget ("Running... Stop") appears during every answer, and
@@ -22,6 +29,9 @@ import json
 from app.chat import MAX_INPUT_CHARS
 
 HEALTH_PATH = "/_stcore/health"
+EDIT_LABEL = "Edit your question"
+SEARCH_LABEL = "Search conversations"
+SEARCH_PAUSE_MS = 300
 CHECK_EVERY_MS = 1000
 FAILURES_BEFORE_STOPPED = 2  # one missed check can be a busy machine
 
@@ -33,6 +43,9 @@ button.opea-copy {
   font: inherit; color: inherit; display: inline-flex; gap: 0.3rem; align-items: center;
 }
 button.opea-copy:hover, button.opea-copy:focus-visible { text-decoration: underline; }
+/* The question being edited is the page's only form, and Enter sends it (not Ctrl+Enter,
+   as Streamlit's hint under the box would say). */
+[data-testid="stForm"] [data-testid="InputInstructions"] { display: none; }
 /* One Stop: the page's own (see app/frame.py). */
 [data-testid="stStatusWidget"] { display: none !important; }
 /* The conversation's title heads the page, at the size of a title, not a poster. */
@@ -179,6 +192,60 @@ WATCH_SCRIPT = """
     const box = chatBox();
     if (event.target === box && document.getElementById("opea-chat-too-long")) tooLong(box);
   }, true);
+  // Editing a question: Enter sends, Shift+Enter is a new line, Esc cancels.
+  const formButton = (box, label) => {
+    const form = box.closest('[data-testid="stForm"]');
+    return form && [...form.querySelectorAll("button")].find(
+      (button) => button.innerText.trim() === label);
+  };
+  document.addEventListener("keydown", (event) => {
+    const box = event.target;
+    if (!(box instanceof HTMLTextAreaElement) ||
+        box.getAttribute("aria-label") !== EDIT_LABEL || event.isComposing) return;
+    const plainEnter = event.key === "Enter" && !event.shiftKey && !event.ctrlKey &&
+      !event.metaKey && !event.altKey;
+    const label = plainEnter ? "Send" : event.key === "Escape" ? "Cancel" : null;
+    const button = label && formButton(box, label);
+    if (!button) return;
+    event.preventDefault();
+    event.stopImmediatePropagation();
+    button.click();
+  }, true);
+  // Search as you type: after a pause, Enter reports the text typed so far.
+  let searchTimer = null;
+  document.addEventListener("input", (event) => {
+    const box = event.target;
+    if (!(box instanceof HTMLInputElement) ||
+        box.getAttribute("aria-label") !== SEARCH_LABEL) return;
+    clearTimeout(searchTimer);
+    searchTimer = setTimeout(() => {
+      box.dispatchEvent(new KeyboardEvent("keydown", {
+        key: "Enter", code: "Enter", keyCode: 13, which: 13, bubbles: true,
+        cancelable: true}));
+    }, SEARCH_PAUSE_MS);
+  }, true);
+  // On every change of the page: focus a question box just opened for editing; hide
+  // icon ligatures from the accessibility tree.
+  const tidy = () => {
+    const box = document.querySelector('textarea[aria-label="' + EDIT_LABEL + '"]');
+    if (box && !box.dataset.opeaFocused) {
+      box.dataset.opeaFocused = "1";
+      box.focus();
+      box.setSelectionRange(box.value.length, box.value.length);
+    }
+    for (const icon of document.querySelectorAll(
+        'button [data-testid="stIconMaterial"]:not([aria-hidden])')) {
+      icon.setAttribute("aria-hidden", "true");
+    }
+  };
+  // At most once a frame: a streaming answer changes the page many times a second.
+  let tidyPending = false;
+  new MutationObserver(() => {
+    if (tidyPending) return;
+    tidyPending = true;
+    requestAnimationFrame(() => { tidyPending = false; tidy(); });
+  }).observe(document.body, {childList: true, subtree: true});
+  tidy();
   document.addEventListener("click", (event) => {
     const box = chatBox();
     if (box && event.target.closest('[data-testid="stChatInputSubmitButton"]') &&
@@ -193,7 +260,9 @@ WATCH_SCRIPT = """
     .replace("PARAGRAPHS", json.dumps(STOPPED_PARAGRAPHS)) \
     .replace("FAILURES", str(FAILURES_BEFORE_STOPPED)) \
     .replace("CHECK_EVERY_MS", str(CHECK_EVERY_MS)) \
-    .replace("MAX_CHARS", str(MAX_INPUT_CHARS))
+    .replace("MAX_CHARS", str(MAX_INPUT_CHARS)).replace("EDIT_LABEL", json.dumps(EDIT_LABEL)) \
+    .replace("SEARCH_LABEL", json.dumps(SEARCH_LABEL)) \
+    .replace("SEARCH_PAUSE_MS", str(SEARCH_PAUSE_MS))
 
 
 def copy_button(answer: str) -> str:

@@ -10,6 +10,12 @@ The worker runs the request as an asyncio task, because Stop must work before th
 token too: a blocking socket read cannot be interrupted from another thread, but a
 cancelled task closes its HTTP connection at once, and the closed connection stops the
 model upstream. The same mechanism bounds a model that does not answer at all.
+
+After a conversation's first answer the model is also asked for a short title
+(``app.titles``), the same way, once the answer is stored: it never delays that answer, and
+any answer that starts meanwhile cancels it, so it never delays the next one either (the
+model serves one request at a time). The first line of the question stays the title
+whenever the model's is missing or unusable.
 """
 
 from __future__ import annotations
@@ -19,9 +25,10 @@ import threading
 import time
 from collections.abc import AsyncGenerator
 
+from app import titles
 from app.chat import AnswerStream, Clock, Request, cached_stream, finish_answer
 from app.errors import HistoryError
-from app.history import History, Message
+from app.history import History, Message, title_from
 from launcher.paths import resolve_paths
 from launcher.settings import Settings, load_settings
 from opea.client import OpeaClient
@@ -99,14 +106,18 @@ class Generations:
 
     def __init__(self, history: History, client: OpeaClient,
                  silence_timeout: float = DEFAULT_SILENCE_TIMEOUT,
-                 clock: Clock = time.monotonic):
+                 clock: Clock = time.monotonic, write_titles: bool = False):
         self._history = history
         self._client = client
         self.silence_timeout = silence_timeout
         self._clock = clock
+        self.write_titles = write_titles
         self._lock = threading.Lock()
         self._running: dict[int, Generation] = {}
         self._not_stored: dict[int, Generation] = {}  # answers the history refused
+        # Titles being asked for, by conversation: the request's task once it has begun.
+        self._titling: dict[int, tuple[asyncio.AbstractEventLoop, asyncio.Task[None]] | None
+                            ] = {}
         self.last_not_responding: float | None = None  # time.time() of the last such answer
 
     def get(self, conversation_id: int) -> Generation | None:
@@ -136,6 +147,10 @@ class Generations:
                 return None
             generation = Generation(request, self._clock)
             self._running[request.conversation_id] = generation
+            # The model is wanted for an answer: a title can wait (it keeps its first line).
+            for begun in self._titling.values():
+                if begun is not None:
+                    begun[0].call_soon_threadsafe(begun[1].cancel)
         threading.Thread(target=self._work, args=(generation,), daemon=True,
                          name=f"answer-{request.conversation_id}").start()
         return generation
@@ -147,6 +162,15 @@ class Generations:
     def stop_all(self) -> None:
         for generation in self.running():
             generation.stop()
+        with self._lock:
+            for begun in self._titling.values():
+                if begun is not None:
+                    begun[0].call_soon_threadsafe(begun[1].cancel)
+
+    def title_pending(self, conversation_id: int) -> bool:
+        """Whether a title for the conversation is being asked for."""
+        with self._lock:
+            return conversation_id in self._titling
 
     def _work(self, generation: Generation) -> None:
         try:
@@ -164,7 +188,65 @@ class Generations:
             finally:
                 with self._lock:
                     self._running.pop(generation.conversation_id, None)
-                generation.done.set()
+                try:
+                    self._start_title(generation)
+                finally:
+                    generation.done.set()
+
+    def _start_title(self, generation: Generation) -> None:
+        """Ask for a title in the background when the answer just stored was the first.
+        Marked pending before the answer is reported done, so a page that shows the answer
+        knows a title may follow."""
+        if not self.write_titles or generation.stored is None:
+            return
+        wanted = titles.wants_title(self._history, generation.stored)
+        if wanted is None:
+            return
+        conversation_id = generation.conversation_id
+        with self._lock:
+            if conversation_id in self._titling:
+                return
+            self._titling[conversation_id] = None
+        threading.Thread(target=self._title_work,
+                         args=(conversation_id, *wanted, generation.request.use_documents),
+                         daemon=True, name=f"title-{conversation_id}").start()
+
+    def _title_work(self, conversation_id: int, question: str, answer: str,
+                    use_documents: bool | None) -> None:
+        try:
+            asyncio.run(self._ask_title(conversation_id, question, answer, use_documents))
+        except OpeaChatError:
+            pass  # no title from the model: the first line of the question stays
+        finally:
+            with self._lock:
+                self._titling.pop(conversation_id, None)
+
+    async def _ask_title(self, conversation_id: int, question: str, answer: str,
+                         use_documents: bool | None) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        with self._lock:
+            if self._running:
+                return  # an answer began meanwhile: it has the model
+            self._titling[conversation_id] = (asyncio.get_running_loop(), task)
+        # Never from the documents: the title names the exchange, not the files.
+        pieces = self._client.chat_stream_async(
+            titles.title_messages(question, answer), titles.TITLE_PARAMS,
+            use_documents=None if use_documents is None else False)
+        text = ""
+        try:
+            while True:
+                try:
+                    text += await asyncio.wait_for(anext(pieces), self.silence_timeout)
+                except StopAsyncIteration:
+                    break
+        except (asyncio.CancelledError, TimeoutError):
+            return
+        finally:
+            await pieces.aclose()
+        if title := titles.clean_title(text):
+            # Only over the first line: a rename by the user meanwhile wins.
+            self._history.retitle(conversation_id, title, was=title_from(question))
 
     async def _write(self, generation: Generation) -> None:
         task = asyncio.current_task()

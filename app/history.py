@@ -104,8 +104,27 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE messages ADD COLUMN sources TEXT;
     ALTER TABLE conversations ADD COLUMN use_documents INTEGER
     """,
+    # 4: earlier versions of an answer (regenerate keeps them: one shown, the others
+    # browsable), each answer linked to its question; and pinned conversations. Answers
+    # already stored are linked to the question before them and stay shown.
+    """
+    ALTER TABLE messages ADD COLUMN question_id INTEGER;
+    ALTER TABLE messages ADD COLUMN shown INTEGER NOT NULL DEFAULT 1;
+    UPDATE messages SET question_id = (SELECT max(q.id) FROM messages q
+        WHERE q.conversation_id = messages.conversation_id AND q.role = 'user'
+        AND q.id < messages.id) WHERE role = 'assistant';
+    CREATE INDEX messages_by_question ON messages(question_id);
+    ALTER TABLE conversations ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
+# Links each answer of a conversation not yet linked to the question before it (new answers,
+# imported ones); the same rule migration 4 applied to the answers already stored.
+LINK_ANSWERS = (
+    "UPDATE messages SET question_id = (SELECT max(q.id) FROM messages q "
+    "WHERE q.conversation_id = messages.conversation_id AND q.role = 'user' "
+    "AND q.id < messages.id) WHERE conversation_id = ? AND role = 'assistant' "
+    "AND question_id IS NULL")
 
 
 @dataclass(frozen=True)
@@ -119,6 +138,16 @@ class Conversation:
     message_count: int = 0
     # "Answer from my documents": None until the user flips it (the profile's default).
     use_documents: bool | None = None
+    pinned: bool = False
+
+
+@dataclass(frozen=True)
+class Found:
+    """A conversation that contains the text searched for, with the first of its messages
+    that does (None: only the title does)."""
+
+    conversation: Conversation
+    message: str | None
 
 
 @dataclass(frozen=True)
@@ -161,6 +190,8 @@ class Message(AnswerMeta):
     role: str
     content: str
     created_at: float
+    # An answer's question: its versions (regenerate) are the answers to the same one.
+    question_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -201,7 +232,8 @@ def _conversation(row: sqlite3.Row) -> Conversation:
                         # Only listings count messages (a Row's "in" tests values, not names).
                         message_count=row["message_count"] if "message_count" in row.keys()  # noqa: SIM118
                         else 0,
-                        use_documents=None if use_documents is None else bool(use_documents))
+                        use_documents=None if use_documents is None else bool(use_documents),
+                        pinned=bool(row["pinned"]))
 
 
 def _message(row: sqlite3.Row) -> Message:
@@ -214,6 +246,7 @@ def _message(row: sqlite3.Row) -> Message:
         first_token_seconds=row["first_token_seconds"],
         tokens_per_second=row["tokens_per_second"], left_out=row["left_out"],
         cached=bool(row["cached"]), sources=sources_from_json(row["sources"]),
+        question_id=row["question_id"],
     )
 
 
@@ -427,16 +460,24 @@ class History:
     def conversations(self, search: str = "") -> list[Conversation]:
         """Newest first; with ``search``, those whose title or any message contains it
         (case-insensitive, any language)."""
-        needle = search.strip().casefold()
+        return [found.conversation for found in self.search(search)]
+
+    def search(self, text: str) -> list[Found]:
+        """Newest first, the conversations whose title or any message on screen (not an
+        earlier version of an answer) contains ``text`` (case-insensitive, any language),
+        each with the first such message; every conversation for an empty ``text``."""
+        needle = text.strip().casefold()
         with self._transaction(write=False) as connection:
             rows = connection.execute(
-                "SELECT *, (SELECT count(*) FROM messages m WHERE m.conversation_id = c.id) "
-                "AS message_count FROM conversations c WHERE deleted_at IS NULL AND (? = '' "
-                "OR instr(casefold(title), ?) > 0 OR EXISTS (SELECT 1 FROM messages m "
-                "WHERE m.conversation_id = c.id AND instr(casefold(m.content), ?) > 0)) "
+                "SELECT *, (SELECT count(*) FROM messages m WHERE m.conversation_id = c.id "
+                "AND m.shown) AS message_count, (SELECT m.content FROM messages m "
+                "WHERE m.conversation_id = c.id AND m.shown AND ? != '' "
+                "AND instr(casefold(m.content), ?) > 0 ORDER BY m.id LIMIT 1) AS found "
+                "FROM conversations c WHERE deleted_at IS NULL AND (? = '' "
+                "OR instr(casefold(title), ?) > 0 OR found IS NOT NULL) "
                 "ORDER BY updated_at DESC, id DESC",
-                (needle, needle, needle)).fetchall()
-            return [_conversation(row) for row in rows]
+                (needle, needle, needle, needle)).fetchall()
+            return [Found(_conversation(row), row["found"]) for row in rows]
 
     def rename(self, conversation_id: int, title: str) -> None:
         title = " ".join(title.split())
@@ -446,12 +487,26 @@ class History:
             connection.execute("UPDATE conversations SET title = ? WHERE id = ?",
                                (title, conversation_id))
 
+    def retitle(self, conversation_id: int, title: str, was: str) -> bool:
+        """Rename a conversation only if its title is still ``was`` (a title written in
+        the background never replaces one the user gave meanwhile)."""
+        with self._transaction() as connection:
+            return connection.execute(
+                "UPDATE conversations SET title = ? WHERE id = ? AND title = ?",
+                (title, conversation_id, was)).rowcount == 1
+
     def configure(self, conversation_id: int, system_prompt: str, params: ChatParams) -> None:
         """Set a conversation's system prompt and parameters."""
         with self._transaction() as connection:
             connection.execute(
                 "UPDATE conversations SET system_prompt = ?, params = ? WHERE id = ?",
                 (system_prompt, params_to_json(params), conversation_id))
+
+    def pin(self, conversation_id: int, pinned: bool) -> None:
+        """Pin a conversation (the sidebar lists it at the top) or unpin it."""
+        with self._transaction() as connection:
+            connection.execute("UPDATE conversations SET pinned = ? WHERE id = ?",
+                               (int(pinned), conversation_id))
 
     def set_use_documents(self, conversation_id: int, value: bool) -> None:
         """The conversation's "Answer from my documents" switch."""
@@ -487,11 +542,39 @@ class History:
     # Messages -----------------------------------------------------------------------
 
     def messages(self, conversation_id: int) -> list[Message]:
+        """The conversation as shown: of an answer's versions, the one chosen."""
         with self._transaction(write=False) as connection:
             rows = connection.execute(
-                "SELECT * FROM messages WHERE conversation_id = ? ORDER BY id",
+                "SELECT * FROM messages WHERE conversation_id = ? AND shown ORDER BY id",
                 (conversation_id,)).fetchall()
             return [_message(row) for row in rows]
+
+    def versions(self, answer: Message) -> list[Message]:
+        """Every version of an answer (regenerate keeps the earlier ones), oldest first."""
+        if answer.question_id is None:
+            return [answer]
+        with self._transaction(write=False) as connection:
+            rows = connection.execute(
+                "SELECT * FROM messages WHERE question_id = ? AND role = 'assistant' "
+                "ORDER BY id", (answer.question_id,)).fetchall()
+            return [_message(row) for row in rows] or [answer]
+
+    def set_aside_answer(self, message_id: int) -> None:
+        """Keep an answer as an earlier version, off screen, so that its question can be
+        answered again (regenerate)."""
+        with self._transaction() as connection:
+            connection.execute("UPDATE messages SET shown = 0 WHERE id = ? AND "
+                               "role = 'assistant'", (message_id,))
+
+    def show_version(self, message_id: int) -> None:
+        """Show this version of an answer instead of the others."""
+        with self._transaction() as connection:
+            row = connection.execute("SELECT question_id, role FROM messages WHERE id = ?",
+                                     (message_id,)).fetchone()
+            if row is None or row["role"] != "assistant" or row["question_id"] is None:
+                raise ValueError(f"message {message_id} is not an answer to a question")
+            connection.execute("UPDATE messages SET shown = (id = ?) WHERE question_id = ? "
+                               "AND role = 'assistant'", (message_id, row["question_id"]))
 
     def add_question(self, conversation_id: int, text: str, model: str | None,
                      params: ChatParams) -> Message:
@@ -518,6 +601,8 @@ class History:
                  sources_to_json(meta.sources)))
             connection.execute("UPDATE conversations SET updated_at = ? WHERE id = ?",
                                (now, conversation_id))
+            if role == "assistant":
+                connection.execute(LINK_ANSWERS, (conversation_id,))
             if retitle:
                 connection.execute("UPDATE conversations SET title = ? WHERE id = ? AND "
                                    "title = ?", (title_from(text), conversation_id,
@@ -567,6 +652,7 @@ class History:
                   params_to_json(m.params) if m.params else None, m.status, m.error,
                   m.completion_tokens, m.first_token_seconds, m.tokens_per_second, m.left_out,
                   m.cached, sources_to_json(m.sources)) for m in messages])
+            connection.execute(LINK_ANSWERS, (new_id,))
             row = connection.execute("SELECT * FROM conversations WHERE id = ?",
                                      (new_id,)).fetchone()
             return _conversation(row)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from app import chat, documents_panel, frame, page_state, session_actions, sources
+from app import chat, documents_panel, frame, page_state, session_actions, sources, titles
 from app.cache import SETTING as CACHE_SETTING
 from app.errors import ContextOverflowError, HistoryDiskError, HistoryError
 from app.export import MAX_IMPORT_BYTES, parse_backup, to_json, to_markdown
@@ -39,6 +39,7 @@ ANSWERS_SEEN = "answers_seen"  # the Generations this tab used (for Quit)
 QUIT_ASKED = "quit_asked"
 QUESTION = "question"  # the chat input's key: a question sent as the history fails is kept
 FOLLOW_EVERY_S = 0.05
+TITLE_CHECK_S = 1.0
 CONVERSATION_LIST_PX = 360
 LONG_QUESTION_CHARS = 600
 LONG_QUESTION_LINES = 8
@@ -69,7 +70,8 @@ def open_history(path: str) -> History:
 @st.cache_resource(show_spinner=False)
 def answers(history_path: str, url: str) -> Generations:
     """The answers being written, shared by every tab of this app process."""
-    return Generations(open_history(history_path), client(url), silence_timeout())
+    return Generations(open_history(history_path), client(url), silence_timeout(),
+                       write_titles=True)
 
 
 @st.cache_data(ttl=5, show_spinner=False)
@@ -131,10 +133,12 @@ def sidebar(history: History, info: StackInfo, conversation: Conversation,
                   shortcut=NEW_CONVERSATION_SHORTCUT,
                   on_click=page_state.new_conversation, args=(history, state),
                   use_container_width=True)
-        search = st.text_input("Search conversations", key="search",
-                               placeholder="Search conversations", icon=":material/search:",
+        search = st.text_input(frame.SEARCH_LABEL, key="search",
+                               placeholder=frame.SEARCH_LABEL, icon=":material/search:",
                                label_visibility="collapsed")
-        found = page_state.listed(history.conversations(search))
+        results = history.search(search)
+        matches = {r.conversation.id: r.message for r in results if r.message}
+        found = page_state.listed([r.conversation for r in results])
         if search and not found:
             st.caption("No conversation contains that text.")
         # A scrolling list: a long history never pushes the sections below off screen.
@@ -147,6 +151,8 @@ def sidebar(history: History, info: StackInfo, conversation: Conversation,
                               use_container_width=True,
                               type="secondary" if item.id == conversation.id else "tertiary",
                               on_click=page_state.select, args=(state, item.id))
+                    if search and (text := matches.get(item.id)):
+                        st.caption(safe_markdown(page_state.snippet(text, search)))
         if state.get(UNDO):
             st.info(f"Deleted “{safe_markdown(state[UNDO])}”.")
             st.button("Undo delete", key="undo", icon=":material/undo:",
@@ -159,6 +165,12 @@ def sidebar(history: History, info: StackInfo, conversation: Conversation,
                       value=bool(history.setting(CACHE_SETTING, True)), key="cache_on",
                       on_change=lambda: history.set_setting(CACHE_SETTING,
                                                             bool(state["cache_on"])))
+            st.toggle("Name conversations with a short title from the model",
+                      value=bool(history.setting(titles.SETTING, True)), key="titles_on",
+                      help="Asked after the first answer, in the background; the first "
+                           "line of the question is the title until then",
+                      on_change=lambda: history.set_setting(titles.SETTING,
+                                                            bool(state["titles_on"])))
             defaults_panel(history, info)
             if st.button("Empty the answer cache", key="empty_cache"):
                 st.toast(f"Removed {history.clear_answer_cache()} cached answers.")
@@ -329,6 +341,10 @@ def conversation_header(history: History, conversation: Conversation,
         state[key("title", conversation.id)] = conversation.title  # the current one
         st.text_input("Title", key=key("title", conversation.id), on_change=page_state.rename,
                       args=(history, state, conversation.id))
+        st.button("Unpin conversation" if conversation.pinned else "Pin conversation",
+                  key="pin", icon=":material/push_pin:",
+                  help="Pinned conversations are listed first in the sidebar",
+                  on_click=history.pin, args=(conversation.id, not conversation.pinned))
         slug = "".join(c if c.isalnum() else "-" for c in conversation.title.lower())[:40]
         st.download_button("Export Markdown", data=to_markdown(conversation, messages),
                            file_name=f"{slug or 'conversation'}.md", mime="text/markdown",
@@ -348,7 +364,9 @@ def settings_panel(history: History, conversation: Conversation, info: StackInfo
     keys = page_state.settings_keys(conversation)
     templates = all_templates(history.templates())
     save, save_args = page_state.save_settings, (history, state, conversation)
-    with st.expander("System prompt and parameters", icon=":material/tune:"):
+    # Its open state is tracked so that switching conversation closes it (page_state).
+    with st.expander("System prompt and parameters", icon=":material/tune:",
+                     key=page_state.SETTINGS_OPEN, on_change="rerun"):
         st.selectbox("Template", [t.name for t in templates], index=None,
                      placeholder="Fill the system prompt from a template", key=keys["template"],
                      on_change=page_state.apply_template,
@@ -390,15 +408,7 @@ def show_message(history: History, conversation: Conversation, message: Message,
     with st.chat_message(message.role):
         if message.role == "user":
             if state.get(EDITING) == message.id:
-                st.text_area("Edit your question", key=key("edit", message.id))
-                if state.get(EDIT_PROBLEM):
-                    st.warning(state[EDIT_PROBLEM])
-                send, cancel, _ = st.columns([1, 1, 4])
-                send.button("Send", key=f"send-edit-{message.id}", type="primary",
-                            on_click=page_state.send_edit,
-                            args=(history, state, conversation.id, message.id))
-                cancel.button("Cancel", key=f"cancel-edit-{message.id}",
-                              on_click=page_state.cancel_edit, args=(state,))
+                edit_question(history, conversation, message)
                 return
             show_question(message.content)
             text, edit = st.columns([4, 1], vertical_alignment="center")
@@ -430,20 +440,49 @@ def show_message(history: History, conversation: Conversation, message: Message,
             st.caption(f":material/warning: {message.left_out} earlier {turns} left out to fit "
                        "the model's context window.")
         st.caption(stats_line(message))
-        copy, action, _ = st.columns([1, 1, 3], vertical_alignment="center")
-        if message.content:
-            with copy:
-                st.html(frame.copy_button(message.content))
-        if message.status is AnswerStatus.FAILED:
-            action.button("Retry", key=f"retry-{message.id}", icon=":material/refresh:",
+        versions = history.versions(message)
+        # One row: copy, regenerate (or retry), and the versions when there are several.
+        with st.container(horizontal=True, vertical_alignment="center", gap="medium"):
+            if message.content:
+                st.html(frame.copy_button(message.content), width="content")
+            if message.status is AnswerStatus.FAILED:
+                st.button("Retry", key=f"retry-{message.id}", icon=":material/refresh:",
                           on_click=page_state.ask_again,
                           args=(history, state, conversation.id, message.id))
-        elif is_last:
-            action.button("Regenerate", key=f"regenerate-{message.id}",
+            elif is_last:
+                st.button("Regenerate", key=f"regenerate-{message.id}",
                           icon=":material/refresh:", type="tertiary",
-                          help="Write this answer again (replaces it)",
-                          on_click=page_state.ask_again,
+                          help="Write this answer again (this one is kept as a version)",
+                          on_click=page_state.regenerate,
                           args=(history, state, conversation.id, message.id))
+            if len(versions) > 1:
+                previous, number, following = page_state.version_of(versions, message.id)
+                st.button("Previous version", key=f"previous-{message.id}",
+                          icon=":material/chevron_left:", type="tertiary",
+                          disabled=previous is None or answering,
+                          on_click=history.show_version, args=(previous,))
+                st.caption(f"{number}/{len(versions)}", width="content")
+                st.button("Next version", key=f"next-{message.id}",
+                          icon=":material/chevron_right:", type="tertiary",
+                          disabled=following is None or answering,
+                          on_click=history.show_version, args=(following,))
+
+
+def edit_question(history: History, conversation: Conversation, message: Message) -> None:
+    """A question being edited: a form, so that Enter sends what is in the box (the page's
+    script maps Enter to Send and Esc to Cancel, and focuses the box)."""
+    state = st.session_state
+    with st.form(key=f"edit-form-{message.id}", border=False):
+        st.text_area(frame.EDIT_LABEL, key=key("edit", message.id))
+        st.caption("Enter sends · Shift+Enter new line · Esc cancels")
+        if state.get(EDIT_PROBLEM):
+            st.warning(state[EDIT_PROBLEM])
+        send, cancel, _ = st.columns([1, 1, 4])
+        send.form_submit_button("Send", key=f"send-edit-{message.id}", type="primary",
+                                on_click=page_state.send_edit,
+                                args=(history, state, conversation.id, message.id))
+        cancel.form_submit_button("Cancel", key=f"cancel-edit-{message.id}",
+                                  on_click=page_state.cancel_edit, args=(state,))
 
 
 def start_answer(history: History, conversation: Conversation, info: StackInfo,
@@ -501,6 +540,13 @@ def follow(generation: Generation, generations: Generations) -> None:
         # answer, takes a moment on a busy machine.
         slot.markdown(safe_markdown(generation.text))
     st.rerun()
+
+
+@st.fragment(run_every=TITLE_CHECK_S)
+def title_watch(generations: Generations, conversation_id: int) -> None:
+    """While the model writes the conversation's title: show it once it is there."""
+    if not generations.title_pending(conversation_id):
+        st.rerun()
 
 
 def page() -> None:
@@ -577,6 +623,8 @@ def page() -> None:
     if generation is not None:
         with answer_area:
             follow(generation, generations)
+    elif generations.title_pending(conversation.id):
+        title_watch(generations, conversation.id)
 
 
 st.set_page_config(page_title=PRODUCT, page_icon="💬")

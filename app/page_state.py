@@ -13,7 +13,7 @@ from typing import Any
 
 from app import defaults
 from app.chat import input_problem
-from app.history import Conversation, History, Template
+from app.history import Conversation, History, Message, Template
 from opea.client import ChatParams
 
 State = MutableMapping[Any, Any]  # st.session_state's keys may be str or int
@@ -27,6 +27,11 @@ UNDO = "undo_title"  # the title of the conversation just deleted
 NOTICE = "notice"  # a one-time message for the next run
 TOAST = "toast"  # a one-time passing message for the next run
 TEMPLATE_NAME = "template_name"
+SETTINGS_OPEN = "settings_open"  # whether the conversation's settings panel is open
+PINNED = "Pinned"
+SNIPPET_CHARS = 80
+
+
 def key(name: str, conversation_id: int) -> str:
     return f"{name}-{conversation_id}"
 
@@ -49,6 +54,8 @@ def current_conversation(history: History, state: State, address: int | None
     if conversation is None:
         empty = [c for c in history.conversations() if not c.message_count]
         conversation = empty[0] if empty else defaults.new_conversation(history)
+    if state.get(CURRENT) != conversation.id:
+        state[SETTINGS_OPEN] = False  # another conversation: its panel starts closed
     state[CURRENT] = state[ADDRESS] = conversation.id
     return conversation
 
@@ -60,21 +67,46 @@ def listed(conversations: list[Conversation]) -> list[Conversation]:
 
 
 def by_date(conversations: list[Conversation], now: float) -> list[tuple[str, list[Conversation]]]:
-    """The sidebar's groups, newest first, by the day each was last used (local time):
-    Today, Yesterday, Previous 7 days, Previous 30 days, Older."""
+    """The sidebar's groups, newest first: the pinned ones, then the others by the day each
+    was last used (local time): Today, Yesterday, Previous 7 days, Previous 30 days, Older."""
     today = datetime.date.fromtimestamp(now)
     groups: dict[str, list[Conversation]] = {}
     for conversation in conversations:
+        if conversation.pinned:
+            groups.setdefault(PINNED, []).append(conversation)
+            continue
         age = (today - datetime.date.fromtimestamp(conversation.updated_at)).days
         label = "Today" if age <= 0 else "Yesterday" if age == 1 \
             else "Previous 7 days" if age < 7 else "Previous 30 days" if age < 30 \
             else "Older"
         groups.setdefault(label, []).append(conversation)
-    order = ("Today", "Yesterday", "Previous 7 days", "Previous 30 days", "Older")
+    order = (PINNED, "Today", "Yesterday", "Previous 7 days", "Previous 30 days", "Older")
     return [(label, groups[label]) for label in order if label in groups]
 
 
+def snippet(text: str, needle: str, width: int = SNIPPET_CHARS) -> str:
+    """The part of ``text`` around the first place it contains ``needle`` (ignoring case),
+    on one line, about ``width`` characters, "…" where it is cut."""
+    flat = " ".join(text.split())
+    found = flat.casefold().find(" ".join(needle.split()).casefold())
+    if found < 0 or len(flat) <= width:
+        start = 0
+    else:
+        # The match a little after the start, so the words before it give the context.
+        start = max(0, min(found - width // 4, len(flat) - width))
+        if start:
+            space = flat.find(" ", start, found)
+            start = space + 1 if space >= 0 else start
+    end = min(len(flat), start + width)
+    if end < len(flat):
+        space = flat.rfind(" ", start + width // 2, end)
+        end = space if space > 0 else end
+    return ("…" if start else "") + flat[start:end] + ("…" if end < len(flat) else "")
+
+
 def select(state: State, conversation_id: int) -> None:
+    if state.get(CURRENT) != conversation_id:
+        state[SETTINGS_OPEN] = False  # another conversation: its panel starts closed
     state[CURRENT] = conversation_id
     state.pop(EDITING, None)
 
@@ -119,10 +151,25 @@ def ask(history: History, state: State, conversation_id: int, text: str,
 
 def ask_again(history: History, state: State, conversation_id: int,
               from_message_id: int | None) -> None:
-    """Regenerate or retry: drop the answer (if any) and answer the question again."""
+    """Retry: drop the failed answer (if any) and answer the question again."""
     if from_message_id is not None:
         history.remove_from(conversation_id, from_message_id)
     state[ANSWER_FOR] = conversation_id
+
+
+def regenerate(history: History, state: State, conversation_id: int, answer_id: int) -> None:
+    """Answer the last question again, keeping this answer as an earlier version."""
+    history.set_aside_answer(answer_id)
+    state[ANSWER_FOR] = conversation_id
+
+
+def version_of(versions: list[Message], shown_id: int) -> tuple[int | None, int, int | None]:
+    """Where the answer on screen is among its versions: the previous version's id (None:
+    it is the first), its number counted from 1, and the next version's id."""
+    ids = [version.id for version in versions]
+    at = ids.index(shown_id) if shown_id in ids else len(ids) - 1
+    return (ids[at - 1] if at > 0 else None, at + 1,
+            ids[at + 1] if at + 1 < len(ids) else None)
 
 
 def start_edit(state: State, message_id: int, text: str) -> None:

@@ -15,9 +15,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from app.chat import AnswerStream, context_of
+from app.chat import AnswerStream, Setup, context_of, prepare
+from app.generation import Generations
 from app.history import AnswerMeta, History
-from app.tokens import gguf_counter
+from app.tokens import estimate_tokens, gguf_counter
 from app.trimming import fit_to_context
 from bench import streaming
 from launcher.paths import resolve_paths
@@ -70,6 +71,53 @@ def stop_frees_the_server(client: OpeaClient, llm_log: Path) -> tuple[float, flo
     return freed, stream.first_token_seconds or float("nan")
 
 
+def _answered(generations: Generations, history: History, question: str
+              ) -> tuple[int, float | None]:
+    """Ask in a new conversation and wait for the stored answer: its conversation and its
+    time to first token."""
+    conversation = history.create_conversation(params=ChatParams(max_tokens=64))
+    history.add_question(conversation.id, question, None, conversation.params)
+    setup = Setup(model=None, context_size=4096, count=estimate_tokens, use_cache=False)
+    generation = generations.start(prepare(history, conversation, setup))
+    assert generation is not None and generation.done.wait(600)
+    assert generation.stored is not None
+    return conversation.id, generation.stored.first_token_seconds
+
+
+def model_titles(client: OpeaClient, folder: Path, runs: int
+                 ) -> tuple[list[float], int, list[float], list[float]]:
+    """Seconds from a first answer being stored to the model's title being stored, how many
+    titles were usable, and the next answer's time to first token asked right after a first
+    answer, with titles on (the title request gives way) and off."""
+    history = History(folder / "titles.sqlite3")
+    generations = Generations(history, client, write_titles=True)
+    waits: list[float] = []
+    with_titles: list[float] = []
+    without: list[float] = []
+    written = 0
+    for run in range(runs):
+        topic = TOPICS[run % len(TOPICS)]
+        question = f"In one sentence: what is {topic}?"
+        conversation_id, _ = _answered(generations, history, question)
+        stored = time.monotonic()
+        while generations.title_pending(conversation_id):
+            time.sleep(0.01)
+        waits.append(time.monotonic() - stored)
+        title = history.conversation(conversation_id)
+        written += title is not None and title.title != question
+        for on, firsts in ((True, with_titles), (False, without)):
+            generations.write_titles = on
+            # A first answer (its title is asked for), then at once the next question.
+            one, _ = _answered(generations, history, f"Name one fact about {topic}.")
+            two, first = _answered(generations, history, f"Another fact about {topic}?")
+            if first is not None:
+                firsts.append(first)
+            while any(generations.title_pending(i) for i in (one, two)):
+                time.sleep(0.01)
+        generations.write_titles = True
+    return waits, written, with_titles, without
+
+
 def history_writes(folder: Path, count: int = 200) -> float:
     history = History(folder / "bench.sqlite3")
     conversation = history.create_conversation()
@@ -108,6 +156,7 @@ def main() -> None:
                 megaservice(llm, folder) as url, OpeaClient(url) as client:
             first, speed = streamed(client, args.runs)
             freed, next_first = stop_frees_the_server(client, folder / "llm.log")
+            waits, written, with_titles, without = model_titles(client, folder, args.runs)
         write = history_writes(folder)
         trim = trimming(model, folder)
     print(f"model                       {model.name}")
@@ -118,6 +167,11 @@ def main() -> None:
     print(f"stop -> LLM server ends it  {freed * 1000:.0f} ms")
     print(f"next answer after a stop    first token in {next_first:.3f} s "
           "(a new prompt: compare with the line above)")
+    print(f"model title after answer    median {statistics.median(waits):.2f} s "
+          f"(max {max(waits):.2f}); usable {written} of {len(waits)}")
+    print(f"next answer, titles on/off  first token median "
+          f"{statistics.median(with_titles):.3f} s / {statistics.median(without):.3f} s "
+          "(asked right after a first answer: the title request gives way)")
     print(f"history: one change         {write * 1000:.2f} ms (WAL, synchronous=FULL)")
     print(f"trimming 500 turns          {trim * 1000:.0f} ms (SmolLM2's own tokenizer)")
 

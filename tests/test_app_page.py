@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -13,7 +14,9 @@ from typing import Any
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from app import titles
 from app.history import FILE_NAME, AnswerMeta, History, set_aside
+from app.render import safe_markdown
 from app.server import PAGE_SCRIPT
 from launcher.ports import pick_free_port
 from launcher.session_file import write_session
@@ -92,6 +95,9 @@ def session(home_with_model: Path, smollm2: Path, stack: dict[str, str],
                             urls={"llm": stack["llm"], "megaservice": stack["megaservice"]})
     write_session(home_with_model / "state" / "session.json", record)
     monkeypatch.setenv(MEGASERVICE_URL_VARIABLE, stack["megaservice"])
+    # Titles stay the first line of the first question, which these tests look for; the
+    # model's titles have a test of their own.
+    History(home_with_model / "data" / FILE_NAME).set_setting(titles.SETTING, False)
     return record.to_json()
 
 
@@ -155,12 +161,17 @@ def test_conversations_can_be_created_renamed_searched_deleted_and_restored(
     dogs = page.conversation_id
     assert page.sidebar_titles == ["Tell me about dogs.", "Tell me about cats."]
 
+    # The rename field holds the current title (the one the first question gave).
+    assert page.at.text_input(key=f"title-{dogs}").value == "Tell me about dogs."
     page.at.text_input(key=f"title-{dogs}").set_value("Dogs")
     page.run()
     assert page.sidebar_titles == ["Dogs", "Tell me about cats."]
+    assert page.at.text_input(key=f"title-{dogs}").value == "Dogs"
     page.at.text_input(key="search").set_value("CATS")
     page.run()
     assert page.sidebar_titles == ["Tell me about cats."]
+    # Under the title, the words around the match in the message that has it.
+    assert "Tell me about cats." in [c.value for c in page.at.sidebar.caption]
     page.at.text_input(key="search").set_value("no such text anywhere")
     page.run()
     assert page.sidebar_titles == []
@@ -168,12 +179,48 @@ def test_conversations_can_be_created_renamed_searched_deleted_and_restored(
     page.at.text_input(key="search").set_value("")
     page.run()
 
+    # Pinned: listed first, above the newer conversation, after a reload too.
+    page.click(f"open-{cats}")
+    assert page.at.button(key="pin").label == "Pin conversation"
+    page.click("pin")
+    assert page.sidebar_titles == ["Tell me about cats.", "Dogs"]
+    assert "Pinned" in [c.value for c in page.at.sidebar.caption]
+    assert Page(home_with_model, cats).sidebar_titles == ["Tell me about cats.", "Dogs"]
+    assert page.at.button(key="pin").label == "Unpin conversation"
+    page.click("pin")
+    assert page.sidebar_titles == ["Dogs", "Tell me about cats."]
+    page.click(f"open-{dogs}")
+
     page.click("delete")
     assert page.sidebar_titles == ["Tell me about cats."]  # and the welcome page shows
     assert "Deleted “Dogs”." in [i.value for i in page.at.sidebar.info]
     page.click("undo")
     assert page.conversation_id == dogs and page.sidebar_titles[0] == "Dogs"
     assert page.messages[0] == ("user", "Tell me about dogs.")
+
+
+def test_the_model_names_the_conversation_after_its_first_answer(
+        session: dict[str, Any], home_with_model: Path) -> None:
+    page = Page(home_with_model)
+    page.at.toggle(key="titles_on").set_value(True)
+    page.run()
+    question = "What is the tallest mountain on Earth? Answer briefly."
+    page.ask(question)
+    assert page.messages[1][1].strip()  # the answer is there, whatever the title does
+    history = page.history()
+    deadline = time.monotonic() + 240
+    while (conversation := history.conversation(page.conversation_id)) is not None \
+            and conversation.title == question:
+        assert time.monotonic() < deadline, "the model's title never came"
+        time.sleep(0.5)
+    assert conversation is not None and 0 < len(conversation.title) <= 60
+    page.run()
+    assert page.sidebar_titles == [conversation.title]
+    assert page.at.text_input(key=f"title-{page.conversation_id}").value == conversation.title
+    # Only after the first answer: the next one leaves the title alone.
+    page.ask("And the second tallest?")
+    again = history.conversation(page.conversation_id)
+    assert again is not None and again.title == conversation.title
 
 
 def test_a_template_fills_the_system_prompt_and_parameters_apply_per_conversation(
@@ -197,24 +244,37 @@ def test_a_template_fills_the_system_prompt_and_parameters_apply_per_conversatio
     page.at.text_input(key="template_name").set_value("Short answers")
     page.run()
     page.click("save_template")
+    # At once, in the list of this conversation's panel (no other click needed).
+    assert "Short answers" in page.at.selectbox(key=f"template-{conversation}").options
     page.click("new")
     assert "Short answers" in page.at.selectbox(key=f"template-{page.conversation_id}").options
     assert page.at.text_area(key=f"system-{page.conversation_id}").value == ""
 
 
-def test_regenerate_replaces_the_last_answer_and_edit_resends_the_question(
+def test_regenerate_keeps_earlier_versions_to_browse_and_edit_resends_the_question(
         session: dict[str, Any], home_with_model: Path) -> None:
     page = Page(home_with_model)
     page.ask("Name an animal.")
     first_answer = page.history().messages(page.conversation_id)[-1]
+    assert f"previous-{first_answer.id}" not in [b.key for b in page.at.button]  # one only
     page.click(f"regenerate-{first_answer.id}")
     stored = page.history().messages(page.conversation_id)
     assert [m.role for m in stored] == ["user", "assistant"]
-    assert stored[-1].created_at > first_answer.created_at  # a new answer replaced it
+    second = stored[-1]
+    assert second.id != first_answer.id  # a new answer on screen
+    assert "2/2" in page.captions(1)
+    assert page.at.button(key=f"next-{second.id}").disabled
+    page.click(f"previous-{second.id}")
+    assert page.messages[1] == ("assistant", safe_markdown(first_answer.content))
+    assert "1/2" in page.captions(1)
+    assert page.at.button(key=f"previous-{first_answer.id}").disabled
+    page.click(f"next-{first_answer.id}")
+    assert "2/2" in page.captions(1)
+    assert page.messages[1] == ("assistant", safe_markdown(second.content))
     question = stored[0]
     page.click(f"edit-button-{question.id}")
+    # The box is in a form: its text goes with the form's Send.
     page.at.text_area(key=f"edit-{question.id}").set_value("Name a planet.")
-    page.run()
     page.click(f"send-edit-{question.id}")
     assert page.messages[0] == ("user", "Name a planet.")
     assert page.messages[1][0] == "assistant" and page.messages[1][1].strip()

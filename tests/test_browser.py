@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Locator, expect
 
+from app import titles
+from app.history import FILE_NAME, History
 from launcher.local_runtime import APP_SCRIPT
 from launcher.ports import pick_free_port
 from opea.stack import CHAT_APP, MEGASERVICE_URL_VARIABLE
@@ -50,6 +52,9 @@ def launched(smollm2: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     home = tmp_path_factory.mktemp("browser-home")
     (home / "models").mkdir()
     (home / "models" / smollm2.name).symlink_to(smollm2)
+    # Titles stay the first line of the first question, which these tests look for (the
+    # model's titles are tested with AppTest).
+    History(home / "data" / FILE_NAME).set_setting(titles.SETTING, False)
     stack = Launched(["--no-browser"], home)
     try:
         stack.expect(READY)
@@ -657,3 +662,87 @@ def test_defaults_hold_across_conversations_and_launches(
             screenshot(app.page, "24-defaults-after-relaunch")
     finally:
         context.close()
+
+
+def test_regenerate_keeps_versions_and_edit_takes_enter_and_esc(app: ChatPage) -> None:
+    app.send("Answer with one word: name a colour (quartz).")
+    first = app.wait_for_answer()
+    # Buttons are named by their labels alone, not by their icons' ligatures too.
+    app.assistant().get_by_role("button", name="Regenerate", exact=True).click()
+    versions = app.page.get_by_text("2/2", exact=True)
+    expect(versions).to_be_visible(timeout=300_000)
+    app.wait_idle()
+    app.assistant().get_by_role("button", name="Previous version", exact=True).click()
+    expect(app.page.get_by_text("1/2", exact=True)).to_be_visible(timeout=30_000)
+    app.wait_idle()
+    assert app.assistant().get_by_test_id("stMarkdownContainer").first.inner_text() == first
+    expect(app.assistant().get_by_role("button", name="Previous version", exact=True)
+           ).to_be_disabled()
+    expect(app.assistant().get_by_role("button", name="Next version", exact=True)
+           ).to_be_enabled()
+    screenshot(app.page, "25-answer-versions")
+    assert accessibility_problems(app.page) == []
+
+    # Edit: the box has the focus; Esc cancels, Enter sends.
+    edit_box = app.page.get_by_label("Edit your question")
+    app.messages.first.get_by_role("button", name="Edit question", exact=True).click()
+    expect(edit_box).to_be_focused(timeout=30_000)
+    screenshot(app.page, "26-editing")
+    assert accessibility_problems(app.page) == []
+    edit_box.press("Escape")
+    expect(edit_box).to_have_count(0, timeout=30_000)
+    app.wait_idle()
+    expect(app.page.get_by_text("1/2", exact=True)).to_be_visible()  # nothing changed
+    app.messages.first.get_by_role("button", name="Edit question", exact=True).click()
+    expect(edit_box).to_be_focused(timeout=30_000)
+    edit_box.fill("Answer with one word: name a fruit (quartz).")
+    edit_box.press("Enter")
+    expect(app.messages.first).to_contain_text("name a fruit (quartz)", timeout=30_000)
+    expect(app.stored_answers).to_have_count(1, timeout=300_000)
+    app.wait_idle()
+    expect(app.page.get_by_text(re.compile(r"^\d/\d$"))).to_have_count(0)  # a new answer
+
+    # The sidebar's search runs as you type, with the words that match.
+    search = app.page.get_by_label("Search conversations")
+    search.press_sequentially("fruit (qu", delay=50)
+    snippet = app.page.get_by_test_id("stSidebar").get_by_text(
+        "Answer with one word: name a fruit (quartz).")
+    expect(snippet).to_be_visible(timeout=30_000)
+    expect(search).to_be_focused()
+    screenshot(app.page, "27-search-as-you-type")
+
+    # The conversation's settings panel closes when another conversation opens.
+    search.fill("")
+    search.press("Enter")
+    app.wait_idle()
+    panel = app.page.get_by_test_id("stMainBlockContainer").get_by_test_id(
+        "stExpander").filter(has_text="System prompt and parameters")
+    panel.locator("summary").click()
+    expect(panel.locator("details[open]")).to_have_count(1, timeout=30_000)
+    app.wait_idle()
+    app.page.get_by_test_id("stSidebar").get_by_role(
+        "button", name=re.compile(r"^New conversation")).click()
+    expect(app.page.get_by_text("What can I help with?")).to_be_visible(timeout=30_000)
+    app.wait_idle()
+    expect(panel.locator("details[open]")).to_have_count(0)
+    assert app.errors == []
+
+
+def test_the_models_title_replaces_the_first_line_without_a_click(app: ChatPage,
+                                                                 launched: Launched) -> None:
+    history = History(launched.home / "data" / FILE_NAME)
+    history.set_setting(titles.SETTING, True)  # off for the module's other tests
+    try:
+        question = "Answer in one word: the largest ocean?"
+        app.send(question)
+        app.wait_for_answer()
+        # The page shows the title once the model has written it, with nobody clicking.
+        expect(app.sidebar_button(question)).to_have_count(0, timeout=180_000)
+        conversation = history.conversation(int(app.page.url.split("c=")[1].split("&")[0]))
+        assert conversation is not None and conversation.title != question
+        expect(app.sidebar_button(conversation.title)).to_be_visible()
+        expect(app.page.get_by_role("heading", name=conversation.title)).to_be_visible()
+        screenshot(app.page, "28-model-title")
+        assert app.errors == []
+    finally:
+        history.set_setting(titles.SETTING, False)

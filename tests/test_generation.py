@@ -6,7 +6,10 @@ megaservice for the failure cases, the real llama.cpp server and megaservice for
 from __future__ import annotations
 
 import json
+import select
+import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from http.server import BaseHTTPRequestHandler
@@ -17,6 +20,7 @@ import pytest
 from app import chat
 from app.generation import Generations
 from app.history import History
+from app.titles import INSTRUCTION
 from app.tokens import estimate_tokens
 from opea.client import ChatParams, OpeaClient
 from opea.sources import USE_DOCUMENTS_FIELD, Source, sources_event
@@ -244,3 +248,112 @@ def test_an_answer_the_full_disk_cannot_store_is_kept_with_the_reason(tmp_path: 
         assert generations.running() == []
         free_space(data / ".filler")
         assert [m.role for m in history.messages(request.conversation_id)] == ["user"]
+
+
+class TitledMegaservice:
+    """Answers questions with ``answer``; a title request (``app.titles``'s instruction)
+    with ``title``, once ``release`` is set. It notes what the history held when the title
+    was asked for, and whether the caller hung up on a title it was still waiting for."""
+
+    def __init__(self, history: History, answer: str, title: str) -> None:
+        self.history = history
+        self.answer, self.title = answer, title
+        self.release = threading.Event()
+        self.title_asked = threading.Event()
+        self.title_hung_up = threading.Event()
+        self.stored_when_asked: list[str] = []
+
+    def __call__(self, request: BaseHTTPRequestHandler) -> None:
+        body = json.loads(request.rfile.read(int(request.headers["Content-Length"])))
+        titling = body["messages"][0]["content"].startswith(INSTRUCTION)
+        if titling:
+            conversation = self.history.conversations()[0]
+            self.stored_when_asked = [m.content for m in
+                                      self.history.messages(conversation.id)]
+            self.title_asked.set()
+            if not self.release.wait(30):
+                return
+            # Readable with nothing to read: the caller has closed the connection.
+            readable, _, _ = select.select([request.connection], [], [], 0.2)
+            if readable and not request.connection.recv(1, socket.MSG_PEEK):
+                self.title_hung_up.set()
+                return
+        request.send_response(200)
+        request.send_header("Content-Type", "text/event-stream")
+        request.end_headers()
+        for piece in (self.title if titling else self.answer).split(" "):
+            request.wfile.write(encode_token(piece + " ").encode())
+            request.wfile.flush()
+        request.wfile.write(done_event().encode())
+        request.wfile.flush()
+        request.close_connection = True
+
+
+def title_of(history: History, conversation_id: int) -> str:
+    conversation = history.conversation(conversation_id)
+    assert conversation is not None
+    return conversation.title
+
+
+def title_settled(generations: Generations, conversation_id: int) -> None:
+    deadline = time.monotonic() + 30
+    while generations.title_pending(conversation_id):
+        assert time.monotonic() < deadline, "the title request never ended"
+        time.sleep(0.01)
+
+
+def test_the_first_answer_gets_a_title_from_the_model_after_it_is_stored(
+        history: History) -> None:
+    service = TitledMegaservice(history, "Light split by raindrops.", '"Rainbows explained."')
+    with serve(service) as url, OpeaClient(url) as client:
+        generations = Generations(history, client, write_titles=True)
+        request = request_for(history, "What is a rainbow, in short?")
+        generation = generations.start(request)
+        assert generation is not None and generation.done.wait(30)
+        # The answer is stored and reported before the title is even asked for.
+        assert generations.title_pending(request.conversation_id)
+        assert title_of(history, request.conversation_id) == "What is a rainbow, in short?"
+        service.release.set()
+        title_settled(generations, request.conversation_id)
+    assert service.stored_when_asked == ["What is a rainbow, in short?",
+                                         "Light split by raindrops. "]
+    assert title_of(history, request.conversation_id) == "Rainbows explained"
+
+
+def test_a_title_gives_way_to_the_next_answer_and_the_first_line_stays(
+        history: History) -> None:
+    service = TitledMegaservice(history, "Sure.", "Never sent")
+    with serve(service) as url, OpeaClient(url) as client:
+        generations = Generations(history, client, write_titles=True)
+        first = request_for(history, "Hello there?")
+        generation = generations.start(first)
+        assert generation is not None and generation.done.wait(30)
+        assert service.title_asked.wait(30)
+        # The next answer needs the model: the title request is dropped at once.
+        second = request_for(history, "Another one?")
+        following = generations.start(second)
+        assert following is not None
+        title_settled(generations, first.conversation_id)
+        service.release.set()
+        assert following.done.wait(30)
+        assert service.title_hung_up.wait(10), "the title request was not cancelled"
+    assert title_of(history, first.conversation_id) == "Hello there?"
+
+
+@pytest.mark.parametrize("case", ["renamed", "unusable"])
+def test_a_rename_meanwhile_or_an_unusable_reply_keeps_the_title(history: History,
+                                                                 case: str) -> None:
+    service = TitledMegaservice(history, "Sure.", "Better title" if case == "renamed"
+                                else "* ...")
+    with serve(service) as url, OpeaClient(url) as client:
+        generations = Generations(history, client, write_titles=True)
+        request = request_for(history, "Hello there?")
+        generation = generations.start(request)
+        assert generation is not None and generation.done.wait(30)
+        assert service.title_asked.wait(30)
+        if case == "renamed":
+            history.rename(request.conversation_id, "Mine")
+        service.release.set()
+        title_settled(generations, request.conversation_id)
+    assert title_of(history, request.conversation_id) == (
+        "Mine" if case == "renamed" else "Hello there?")

@@ -138,6 +138,88 @@ def test_regenerate_and_edit_replace_what_came_after(db: Path) -> None:
         history.edit_question(answer.id, "y")
 
 
+def test_regenerate_keeps_earlier_versions_of_an_answer_to_browse(db: Path) -> None:
+    history = History(db)
+    conversation = history.create_conversation()
+    question = history.add_question(conversation.id, "Name a colour.", None, PARAMS)
+    first = history.add_answer(conversation.id, "Red.", AnswerMeta())
+    history.set_aside_answer(first.id)  # regenerate
+    assert [m.content for m in history.messages(conversation.id)] == ["Name a colour."]
+    second = history.add_answer(conversation.id, "Blue.", AnswerMeta(model="m"))
+    assert first.question_id == second.question_id == question.id
+    assert [m.content for m in history.messages(conversation.id)] == ["Name a colour.",
+                                                                       "Blue."]
+    assert [v.content for v in history.versions(second)] == ["Red.", "Blue."]
+    history.show_version(first.id)  # "Previous version"
+    shown = history.messages(conversation.id)
+    assert [m.content for m in shown] == ["Name a colour.", "Red."]
+    assert [v.id for v in history.versions(shown[-1])] == [first.id, second.id]
+    # The conversation goes on from the version on screen; the versions stay apart.
+    history.add_question(conversation.id, "Another?", None, PARAMS)
+    third = history.add_answer(conversation.id, "Green.", AnswerMeta())
+    assert [v.content for v in history.versions(third)] == ["Green."]
+    assert [c.message_count for c in history.conversations()] == [4]
+    # A search looks at what is on screen, not at the versions set aside.
+    assert history.conversations("blue") == []
+    # Editing the question drops its answers, every version of them.
+    history.edit_question(question.id, "Name a fruit.")
+    assert [m.content for m in history.messages(conversation.id)] == ["Name a fruit."]
+    with pytest.raises(ValueError, match="not an answer"):
+        history.show_version(question.id)
+
+
+def test_a_schema_3_file_keeps_its_answers_which_become_versions_to_add_to(db: Path
+                                                                           ) -> None:
+    """The file as opea-chat wrote it before answer versions and pins (schema 3)."""
+    db.parent.mkdir(parents=True)
+    with sqlite3.connect(db) as connection:
+        for migration in MIGRATIONS[:3]:
+            for statement in migration.split(";"):
+                if statement.strip():
+                    connection.execute(statement)
+        connection.execute("PRAGMA user_version = 3")
+        connection.execute("INSERT INTO conversations (title, params, created_at, updated_at) "
+                           "VALUES ('old talk', '{}', 1.0, 2.0)")
+        for role, content in [("user", "Q1"), ("assistant", "A1"), ("user", "Q2"),
+                              ("assistant", "A2")]:
+            connection.execute("INSERT INTO messages (conversation_id, role, content, "
+                               "created_at) VALUES (1, ?, ?, 1.5)", (role, content))
+    history = History(db)
+    assert history.schema_version() == SCHEMA_VERSION == 4
+    [conversation] = history.conversations()
+    assert not conversation.pinned and conversation.message_count == 4
+    q1, a1, q2, a2 = history.messages(conversation.id)
+    assert [m.content for m in (q1, a1, q2, a2)] == ["Q1", "A1", "Q2", "A2"]
+    assert (a1.question_id, a2.question_id) == (q1.id, q2.id)
+    history.set_aside_answer(a2.id)
+    history.add_answer(conversation.id, "A2, again", AnswerMeta())
+    assert [v.content for v in history.versions(history.messages(conversation.id)[-1])] == [
+        "A2", "A2, again"]
+    assert [v.content for v in history.versions(a1)] == ["A1"]
+
+
+def test_a_pinned_conversation_stays_pinned(db: Path) -> None:
+    history = History(db)
+    conversation = history.create_conversation()
+    history.pin(conversation.id, True)
+    assert History(db).conversation(conversation.id).pinned  # type: ignore[union-attr]
+    history.pin(conversation.id, False)
+    assert not History(db).conversations()[0].pinned
+
+
+def test_search_gives_the_first_message_that_matches(db: Path) -> None:
+    history = History(db)
+    talk = history.create_conversation(title="Trip")
+    history.add_question(talk.id, "Where to go in May?", None, PARAMS)
+    history.add_answer(talk.id, "Lisbon is lovely in May.", AnswerMeta())
+    other = history.create_conversation(title="May plans")
+    [found] = history.search("LISBON")
+    assert (found.conversation.id, found.message) == (talk.id, "Lisbon is lovely in May.")
+    assert [(f.conversation.id, f.message) for f in history.search("may")] == [
+        (other.id, None), (talk.id, "Where to go in May?")]
+    assert len(history.search("")) == 2 and history.search("")[0].message is None
+
+
 def test_templates_and_settings_are_kept(db: Path) -> None:
     history = History(db)
     history.save_template("Pirate", "Talk like a pirate.")
@@ -164,7 +246,7 @@ def test_a_version_1_file_is_upgraded_in_place_keeping_its_conversations(db: Pat
         connection.execute("INSERT INTO messages (conversation_id, role, content, created_at, "
                            "status) VALUES (1, 'assistant', 'old answer', 1.5, 'stopped')")
     history = History(db)
-    assert history.schema_version() == SCHEMA_VERSION == 3
+    assert history.schema_version() == SCHEMA_VERSION == 4
     [conversation] = history.conversations()
     assert (conversation.title, conversation.params) == ("old talk", ChatParams())
     [message] = history.messages(conversation.id)

@@ -9,8 +9,16 @@ from typing import Any
 import pytest
 
 from app import page_state
-from app.history import AnswerMeta, Conversation, History, Template
-from app.page_state import ANSWER_FOR, CURRENT, EDIT_PROBLEM, EDITING, UNDO, key
+from app.history import AnswerMeta, AnswerStatus, Conversation, History, Template
+from app.page_state import (
+    ANSWER_FOR,
+    CURRENT,
+    EDIT_PROBLEM,
+    EDITING,
+    SETTINGS_OPEN,
+    UNDO,
+    key,
+)
 from app.prompts import BUILT_IN, all_templates
 from opea.client import ChatParams
 
@@ -96,14 +104,69 @@ def test_rename_takes_the_typed_title_and_ignores_a_blank_one(history: History) 
     assert [c.title for c in history.conversations()] == ["Holiday plans"]
 
 
-def test_regenerate_drops_the_answer_and_asks_again(history: History) -> None:
+def test_retry_drops_the_failed_answer_and_asks_again(history: History) -> None:
     conversation = history.create_conversation()
     history.add_question(conversation.id, "q", None, ChatParams())
-    answer = history.add_answer(conversation.id, "a", AnswerMeta())
+    answer = history.add_answer(conversation.id, "", AnswerMeta(status=AnswerStatus.FAILED))
     state: dict[str, Any] = {}
     page_state.ask_again(history, state, conversation.id, answer.id)
     assert [m.role for m in history.messages(conversation.id)] == ["user"]
     assert state[ANSWER_FOR] == conversation.id
+    again = history.add_answer(conversation.id, "a", AnswerMeta())
+    assert history.versions(again) == [again]  # the failed one is gone, not a version
+
+
+def test_regenerate_keeps_the_answer_as_a_version_and_asks_again(history: History) -> None:
+    conversation = history.create_conversation()
+    history.add_question(conversation.id, "q", None, ChatParams())
+    first = history.add_answer(conversation.id, "a", AnswerMeta())
+    state: dict[str, Any] = {}
+    page_state.regenerate(history, state, conversation.id, first.id)
+    assert [m.role for m in history.messages(conversation.id)] == ["user"]
+    assert state[ANSWER_FOR] == conversation.id
+    second = history.add_answer(conversation.id, "b", AnswerMeta())
+    versions = history.versions(second)
+    assert page_state.version_of(versions, second.id) == (first.id, 2, None)
+    assert page_state.version_of(versions, first.id) == (None, 1, second.id)
+    assert page_state.version_of([first], first.id) == (None, 1, None)
+
+
+def test_switching_conversation_closes_the_settings_panel(history: History) -> None:
+    one = history.create_conversation()
+    two = history.create_conversation()
+    state: dict[str, Any] = {}
+    page_state.select(state, one.id)
+    state[SETTINGS_OPEN] = True  # the user opened it
+    page_state.select(state, one.id)  # the same one again: it stays open
+    assert state[SETTINGS_OPEN] is True
+    page_state.select(state, two.id)
+    assert state[SETTINGS_OPEN] is False
+    state[SETTINGS_OPEN] = True
+    page_state.current_conversation(history, state, one.id)  # the browser's back button
+    assert state[SETTINGS_OPEN] is False
+
+
+def test_a_search_snippet_shows_the_words_around_the_match() -> None:
+    text = ("The first part of this answer talks about other things entirely, and only "
+            "much later does it say that Lisbon is lovely in May, when the weather is "
+            "mild and the crowds are thin. Then it goes on about trains.")
+    shown = page_state.snippet(text, "LISBON", width=60)
+    assert "Lisbon is lovely" in shown and shown.startswith("…") and shown.endswith("…")
+    assert len(shown) <= 62
+    assert page_state.snippet("Short\n  text", "text") == "Short text"
+    assert page_state.snippet(text, "absent", width=30).startswith("The first part")
+
+
+def test_pinned_conversations_come_first_whatever_their_day() -> None:
+    now = datetime.datetime(2026, 3, 10, 15, 0).timestamp()
+    old = Conversation(id=1, title="old", system_prompt="", params=ChatParams(),
+                       created_at=0.0, updated_at=now - 90 * 86400, message_count=1,
+                       pinned=True)
+    new = Conversation(id=2, title="new", system_prompt="", params=ChatParams(),
+                       created_at=0.0, updated_at=now, message_count=1)
+    assert [(label, [c.title for c in group])
+            for label, group in page_state.by_date([new, old], now)] == [
+        ("Pinned", ["old"]), ("Today", ["new"])]
 
 
 def test_an_edit_replaces_the_question_and_what_followed_unless_it_is_empty(
