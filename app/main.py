@@ -364,9 +364,11 @@ def settings_panel(history: History, conversation: Conversation, info: StackInfo
     keys = page_state.settings_keys(conversation)
     templates = all_templates(history.templates())
     save, save_args = page_state.save_settings, (history, state, conversation)
-    # Its open state is tracked so that switching conversation closes it (page_state).
+    # One panel per conversation, so switching conversation shows the other one closed.
+    # Not a tracked open state (on_change): its reruns made the browser send back the
+    # values the panel's widgets held before the defaults changed them.
     with st.expander("System prompt and parameters", icon=":material/tune:",
-                     key=page_state.SETTINGS_OPEN, on_change="rerun"):
+                     key=f"settings-{conversation.id}"):
         st.selectbox("Template", [t.name for t in templates], index=None,
                      placeholder="Fill the system prompt from a template", key=keys["template"],
                      on_change=page_state.apply_template,

@@ -27,7 +27,6 @@ UNDO = "undo_title"  # the title of the conversation just deleted
 NOTICE = "notice"  # a one-time message for the next run
 TOAST = "toast"  # a one-time passing message for the next run
 TEMPLATE_NAME = "template_name"
-SETTINGS_OPEN = "settings_open"  # whether the conversation's settings panel is open
 PINNED = "Pinned"
 SNIPPET_CHARS = 80
 
@@ -54,8 +53,6 @@ def current_conversation(history: History, state: State, address: int | None
     if conversation is None:
         empty = [c for c in history.conversations() if not c.message_count]
         conversation = empty[0] if empty else defaults.new_conversation(history)
-    if state.get(CURRENT) != conversation.id:
-        state[SETTINGS_OPEN] = False  # another conversation: its panel starts closed
     state[CURRENT] = state[ADDRESS] = conversation.id
     return conversation
 
@@ -105,8 +102,6 @@ def snippet(text: str, needle: str, width: int = SNIPPET_CHARS) -> str:
 
 
 def select(state: State, conversation_id: int) -> None:
-    if state.get(CURRENT) != conversation_id:
-        state[SETTINGS_OPEN] = False  # another conversation: its panel starts closed
     state[CURRENT] = conversation_id
     state.pop(EDITING, None)
 
@@ -262,5 +257,10 @@ def save_defaults(history: History, state: State) -> None:
     current = state.get(CURRENT)
     if current is not None and history.conversation(current) and not history.messages(current):
         history.configure(current, system, params)
-        for name in settings_keys_for(current).values():
-            state.pop(name, None)  # its panel shows the new values
+        # Its panel shows the new values. Set, not dropped: a dropped widget value comes
+        # back from the browser, which still holds the old one, at the next rerun.
+        keys = settings_keys_for(current)
+        state[keys["system"]] = system
+        state[keys["temperature"]] = params.temperature
+        state[keys["top_p"]] = params.top_p
+        state[keys["max_tokens"]] = params.max_tokens

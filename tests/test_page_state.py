@@ -15,7 +15,6 @@ from app.page_state import (
     CURRENT,
     EDIT_PROBLEM,
     EDITING,
-    SETTINGS_OPEN,
     UNDO,
     key,
 )
@@ -129,21 +128,6 @@ def test_regenerate_keeps_the_answer_as_a_version_and_asks_again(history: Histor
     assert page_state.version_of(versions, second.id) == (first.id, 2, None)
     assert page_state.version_of(versions, first.id) == (None, 1, second.id)
     assert page_state.version_of([first], first.id) == (None, 1, None)
-
-
-def test_switching_conversation_closes_the_settings_panel(history: History) -> None:
-    one = history.create_conversation()
-    two = history.create_conversation()
-    state: dict[str, Any] = {}
-    page_state.select(state, one.id)
-    state[SETTINGS_OPEN] = True  # the user opened it
-    page_state.select(state, one.id)  # the same one again: it stays open
-    assert state[SETTINGS_OPEN] is True
-    page_state.select(state, two.id)
-    assert state[SETTINGS_OPEN] is False
-    state[SETTINGS_OPEN] = True
-    page_state.current_conversation(history, state, one.id)  # the browser's back button
-    assert state[SETTINGS_OPEN] is False
 
 
 def test_a_search_snippet_shows_the_words_around_the_match() -> None:
