@@ -239,10 +239,14 @@ def test_a_model_file_that_does_not_answer_in_time_is_slow_not_broken(home: Path
     A FIFO is a model file whose read never ends, as a real disk under load can be."""
     stuck = home / "models" / "stuck.gguf"
     stuck.parent.mkdir(parents=True)
-    os.mkfifo(stuck)
+    for folder in (home, stuck.parent):  # private, as launch leaves them: nothing fails
+        folder.chmod(0o700)
+    os.mkfifo(stuck, 0o600)
     done = subprocess.run([sys.executable, "-m", "launcher", "doctor", "--json", "--runtime",
                            "local", "--model", str(stuck)], capture_output=True, text=True,
-                          timeout=60, check=False)
+                          timeout=60, check=False,
+                          env={**os.environ, **{f"OPEA_CHAT_{service}_PORT": str(pick_free_port())
+                                                for service in ("LLM", "MEGASERVICE", "APP")}})
     checks = {row["name"]: row for row in json.loads(done.stdout)}
     assert checks[f"model {stuck}"] == {
         "name": f"model {stuck}", "status": "warn",
