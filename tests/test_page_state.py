@@ -236,7 +236,7 @@ def test_new_defaults_apply_to_the_empty_conversation_on_screen(history: History
     page_state.save_defaults(history, state)
     updated = history.conversation(shown.id)
     assert updated is not None and updated.system_prompt == "Be kind."
-    assert page_state.key("system", shown.id) not in state  # the panel reloads it
+    assert state[page_state.key("system", shown.id)] == "Be kind."  # the panel shows it
 
 
 def test_the_sidebar_groups_conversations_by_the_day_they_were_last_used() -> None:
