@@ -56,6 +56,10 @@ class Page:
         return self
 
     def ask(self, text: str) -> Page:
+        # What the page showed instead, should its input be missing (seen once in CI).
+        assert len(self.at.chat_input), (
+            [e.value for e in self.at.error], [w.value for w in self.at.warning],
+            [m.value for m in self.at.markdown][:10])
         self.at.chat_input[0].set_value(text)
         return self.run()
 
