@@ -50,8 +50,7 @@ def _request_errors(url: str, read_timeout: float) -> Iterator[None]:
         raise ClientError(f"{url} closed the connection before the answer ended") from exc
 
 
-def _end_of_stream(decoder: StreamDecoder, got_text: bool,
-                   on_sources: SourcesCallback | None) -> None:
+def _end_of_stream(decoder: StreamDecoder, on_sources: SourcesCallback | None) -> None:
     """What a finished stream says besides its text, the same for both clients: its
     sources, then a failure reported by the service (an error event), else no text at all."""
     for name, data in decoder.events:
@@ -59,7 +58,7 @@ def _end_of_stream(decoder: StreamDecoder, got_text: bool,
             on_sources(parse_sources(data))
     if decoder.error:
         raise AnswerFailedError(decoder.error)
-    if not got_text:
+    if not decoder.produced_text:
         raise _empty_stream()
 
 
@@ -187,21 +186,17 @@ class OpeaClient:
         stream, which is how a caller stops generation upstream. ``on_sources`` gets the
         answer's sources when the stream ends with them (the rag profile)."""
         decoder = StreamDecoder()
-        got_text = False
         with self._errors(CHATQNA_PATH), self._http.stream(
             "POST", CHATQNA_PATH, json=self._body(messages, params, True, use_documents)
         ) as response:
             self._check(response)
             for line in response.iter_lines():
-                text = decoder.feed_line(line)
-                if text:
-                    got_text = True
+                if text := decoder.feed_line(line):
                     yield text
                 # Past [DONE] only the sources event may follow; the stream then ends.
             if tail := decoder.finish():
-                got_text = True
                 yield tail
-        _end_of_stream(decoder, got_text, on_sources)
+        _end_of_stream(decoder, on_sources)
 
     async def chat_stream_async(self, messages: str | Sequence[Message],
                                 params: ChatParams | None = None,
@@ -213,7 +208,6 @@ class OpeaClient:
         blocking read cannot be interrupted that way), which stops generation upstream.
         ``use_documents`` and ``on_sources`` as for ``chat_stream``."""
         decoder = StreamDecoder()
-        got_text = False
         async with httpx.AsyncClient(
             base_url=self.base_url,
             timeout=httpx.Timeout(self.read_timeout, connect=self._connect_timeout),
@@ -231,12 +225,9 @@ class OpeaClient:
                         raise ServiceHTTPError(response.status_code, response.text,
                                                str(response.url))
                     async for line in response.aiter_lines():
-                        text = decoder.feed_line(line)
-                        if text:
-                            got_text = True
+                        if text := decoder.feed_line(line):
                             yield text
                         # Past [DONE] only the sources event may follow; the stream ends.
                     if tail := decoder.finish():
-                        got_text = True
                         yield tail
-        _end_of_stream(decoder, got_text, on_sources)
+        _end_of_stream(decoder, on_sources)

@@ -85,8 +85,20 @@ class StreamDecoder:
         self.events: list[tuple[str, str]] = []
         # The message of an error event, once one arrived.
         self.error: str | None = None
+        # Whether any answer text came out: a stream that ends without is an empty answer.
+        self.produced_text = False
 
     def feed_line(self, line: str) -> str:
+        return self._noted(self._decode(line))
+
+    def finish(self) -> str:
+        return self._noted(self._utf8.decode(b"", final=True))
+
+    def _noted(self, text: str) -> str:
+        self.produced_text = self.produced_text or bool(text)
+        return text
+
+    def _decode(self, line: str) -> str:
         line = line.rstrip("\r\n")
         if not line:
             self._event = None  # an event ends at a blank line
@@ -112,9 +124,6 @@ class StreamDecoder:
             self.done = True
             return self._utf8.decode(b"", final=True)
         return self._utf8.decode(_payload_bytes(payload))
-
-    def finish(self) -> str:
-        return self._utf8.decode(b"", final=True)
 
 
 class OpenAIReframer:
